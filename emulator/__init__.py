@@ -1,0 +1,1 @@
+"""tplab composition root: topologies, supervisor, scenario runner, reports, CLI."""

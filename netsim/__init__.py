@@ -1,0 +1,1 @@
+"""netsim: the world tplab nodes live in (clock, randomness, addresses, links, impairments)."""

@@ -1,0 +1,1 @@
+"""Sans-I/O cores of the network simulator: impairment decisions and traces."""

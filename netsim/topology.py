@@ -1,0 +1,280 @@
+"""Declarative topology: named hosts with role and IPv4 address, ports, link defaults.
+
+Files are YAML validated against `netsim/schema/topology.schema.json`, then
+checked for what a schema cannot say (unique names and addresses, valid IPv4,
+ordered port ranges). Every error is a `TopologyError` that names the file,
+line and column of the offending value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from netsim.api import HostAddress, Proto
+from netsim.core.impairments import ImpairmentError, LinkSpec
+
+DEFAULT_HOST_MTU = 1500
+MAX_FILE_BYTES = 1_000_000
+
+
+class TopologyError(ValueError):
+    def __init__(self, source: str, line: int | None, column: int | None, message: str) -> None:
+        self.source = source
+        self.line = line
+        self.column = column
+        self.message = message
+        where = source if line is None else f"{source}:{line}:{column}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class PortRange:
+    proto: Proto
+    lo: int
+    hi: int
+
+    def __str__(self) -> str:
+        ports = str(self.lo) if self.lo == self.hi else f"{self.lo}-{self.hi}"
+        return f"{self.proto.value}/{ports}"
+
+    def ports(self) -> range:
+        return range(self.lo, self.hi + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class HostSpec:
+    name: str
+    role: str
+    ip: str
+    mtu_bytes: int = DEFAULT_HOST_MTU
+    ports: tuple[PortRange, ...] = ()
+
+    @property
+    def address(self) -> HostAddress:
+        return HostAddress(self.name, self.role, self.ip)
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    name: str
+    hosts: tuple[HostSpec, ...]
+    link_defaults: LinkSpec = field(default_factory=LinkSpec)
+    source: str = "<memory>"
+
+    def host(self, name: str) -> HostSpec:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(f"no host {name!r} in topology {self.name!r}")
+
+    def host_by_ip(self, ip: str) -> HostSpec | None:
+        for host in self.hosts:
+            if host.ip == ip:
+                return host
+        return None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hosts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "links": self.link_defaults.to_dict(),
+            "hosts": [
+                {
+                    "name": h.name,
+                    "role": h.role,
+                    "ip": h.ip,
+                    "mtu_bytes": h.mtu_bytes,
+                    "ports": [str(p) for p in h.ports],
+                }
+                for h in self.hosts
+            ],
+        }
+
+
+@cache
+def topology_schema() -> dict[str, Any]:
+    text = resources.files("netsim").joinpath("schema/topology.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def load_topology(path: str | Path) -> Topology:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TopologyError(str(path), None, None, f"cannot read file: {exc.strerror}") from exc
+    return parse_topology(raw, source=str(path))
+
+
+def parse_topology(text: str | bytes, *, source: str = "<string>") -> Topology:
+    if isinstance(text, bytes):
+        if len(text) > MAX_FILE_BYTES:
+            raise TopologyError(source, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TopologyError(source, None, None, f"not UTF-8 text: {exc.reason}") from exc
+    if len(text) > MAX_FILE_BYTES:
+        raise TopologyError(source, None, None, f"file is larger than {MAX_FILE_BYTES} characters")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise TopologyError(source, line, column, f"invalid YAML: {exc.problem}") from exc
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise TopologyError(source, None, None, f"invalid YAML: {exc}") from exc
+    if node is None:
+        raise TopologyError(source, 1, 1, "file is empty; expected a mapping with version and hosts")
+    _check_nodes(node, source)
+    try:
+        data = yaml.SafeLoader(text).get_single_data()
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+        raise TopologyError(source, None, None, f"invalid YAML value: {exc}") from exc
+    locate = _Locator(node, source)
+    validator = jsonschema.Draft202012Validator(topology_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.message))
+    if errors:
+        error = errors[0]
+        path = list(error.absolute_path)
+        where = "/".join(str(p) for p in path) or "top level"
+        raise locate.error(path, f"{where}: {_schema_message(error)}")
+    return _build(data, locate, source)
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return str(error.message).replace("Additional properties are not allowed", "unknown key")
+    if error.validator == "pattern" and error.absolute_path and error.absolute_path[-1] == "name":
+        return f"{error.instance!r} is not a host name (lower-case letters, digits, '-')"
+    return str(error.message)
+
+
+def _check_nodes(root: yaml.Node, source: str) -> None:
+    """Reject what YAML allows but a topology must not contain: aliases (which can
+    expand exponentially), non-string mapping keys and duplicate keys."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise _node_error(node, source, "YAML aliases (*name) are not supported here")
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
+                    raise _node_error(key, source, "mapping keys must be plain strings")
+                if key.value in keys:
+                    raise _node_error(key, source, f"duplicate key {key.value!r}")
+                keys.add(key.value)
+                stack.extend((key, value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _node_error(node: yaml.Node, source: str, message: str) -> TopologyError:
+    mark = node.start_mark
+    return TopologyError(source, mark.line + 1, mark.column + 1, message)
+
+
+class _Locator:
+    def __init__(self, root: yaml.Node, source: str) -> None:
+        self.root = root
+        self.source = source
+
+    def node(self, path: list[str | int]) -> yaml.Node:
+        node = self.root
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if key.value == part:
+                        node = value
+                        break
+                else:
+                    return node
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if part >= len(node.value):
+                    return node
+                node = node.value[part]
+            else:
+                return node
+        return node
+
+    def error(self, path: list[str | int], message: str) -> TopologyError:
+        return _node_error(self.node(path), self.source, message)
+
+
+def _parse_port(text: str, locate: _Locator, path: list[str | int]) -> PortRange:
+    proto, _, ports = text.partition("/")
+    lo_text, _, hi_text = ports.partition("-")
+    lo = int(lo_text)
+    hi = int(hi_text) if hi_text else lo
+    if not 1 <= lo <= hi <= 65535:
+        raise locate.error(path, f"port range {text!r} must satisfy 1 <= low <= high <= 65535")
+    return PortRange(Proto(proto), lo, hi)
+
+
+def _build(data: dict[str, Any], locate: _Locator, source: str) -> Topology:
+    services: dict[str, tuple[PortRange, ...]] = {
+        role: tuple(
+            _parse_port(text, locate, ["services", role, i]) for i, text in enumerate(ports)
+        )
+        for role, ports in data.get("services", {}).items()
+    }
+    names: set[str] = set()
+    ips: dict[str, str] = {}
+    hosts: list[HostSpec] = []
+    for index, raw in enumerate(data["hosts"]):
+        name, ip = raw["name"], raw["ip"]
+        if name in names:
+            raise locate.error(["hosts", index, "name"], f"duplicate host name {name!r}")
+        names.add(name)
+        try:
+            address = ipaddress.IPv4Address(ip)
+        except ValueError as exc:
+            raise locate.error(["hosts", index, "ip"], f"{ip!r} is not an IPv4 address") from exc
+        if address.is_unspecified or address.is_multicast or ip.endswith(".255"):
+            raise locate.error(["hosts", index, "ip"], f"{ip} cannot be a host address")
+        if ip in ips:
+            raise locate.error(
+                ["hosts", index, "ip"], f"address {ip} is already used by host {ips[ip]!r}"
+            )
+        ips[ip] = name
+        own = tuple(
+            _parse_port(text, locate, ["hosts", index, "ports", i])
+            for i, text in enumerate(raw.get("ports", []))
+        )
+        hosts.append(
+            HostSpec(
+                name=name,
+                role=raw["role"],
+                ip=ip,
+                mtu_bytes=raw.get("mtu_bytes", DEFAULT_HOST_MTU),
+                ports=services.get(raw["role"], ()) + own,
+            )
+        )
+    try:
+        links = LinkSpec.from_changes(LinkSpec(), data.get("links", {}))
+    except ImpairmentError as exc:
+        raise locate.error(["links"], f"links: {exc}") from exc
+    return Topology(
+        name=data.get("name", Path(source).stem),
+        hosts=tuple(hosts),
+        link_defaults=links,
+        source=source,
+    )

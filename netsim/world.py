@@ -76,6 +76,12 @@ class Backend(Protocol):
     def apply(self, table: ImpairmentTable) -> None:
         """Make the network match `table`; raise to refuse (the world rolls back)."""
 
+    async def start(self, world: World) -> None:
+        """Build the network (relays, namespaces) for `world.topology`."""
+
+    async def stop(self) -> None:
+        """Tear down everything `start` made."""
+
 
 class NullBackend:
     """Decides in userspace but moves no traffic: the sim and in-process tests drive it."""
@@ -86,6 +92,12 @@ class NullBackend:
         return {name: Capability(Support.USERSPACE) for name in IMPAIRMENTS}
 
     def apply(self, table: ImpairmentTable) -> None:
+        return None
+
+    async def start(self, world: World) -> None:
+        return None
+
+    async def stop(self) -> None:
         return None
 
 

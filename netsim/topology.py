@@ -12,7 +12,6 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ class Topology:
 
 @cache
 def topology_schema() -> dict[str, Any]:
-    text = resources.files("netsim").joinpath("schema/topology.schema.json").read_text()
+    text = (Path(__file__).parent / "schema" / "topology.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 

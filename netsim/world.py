@@ -120,7 +120,7 @@ class World:
         self.seed = seed
         self.now = now
         self.backend: Backend = backend or NullBackend()
-        self.trace = trace or EventTrace()
+        self.trace = trace if trace is not None else EventTrace()
         self.clock_file = clock_file
         self.table = ImpairmentTable(
             topology.names, seed=seed, default=topology.link_defaults

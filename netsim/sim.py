@@ -41,8 +41,9 @@ from netsim.api import (
     Proto,
 )
 from netsim.core.impairments import ImpairmentTable
+from netsim.core.routing import record_delivery, route_datagram
 from netsim.core.stream import StreamDirection, connect_verdict
-from netsim.core.toxics import Deliver, Drop, Reject, Segment
+from netsim.core.toxics import Deliver, Drop, Reject
 from netsim.core.trace import EventTrace
 from netsim.topology import Topology
 from netsim.world import IMPAIRMENTS, Capability, Support, World
@@ -557,38 +558,29 @@ class SimWorld:
             if trace.packets:
                 trace.record(now, "udp_drop", src=src_host, dst=dest[0], reason="no route to host")
             return
-        seg = Segment(Proto.UDP, src_host, dst_spec.name, src[1], dest[1], len(data) + 28)
-        outcomes = self.world.table.decide(seg, now)
-        if trace.packets:
-            trace.record(
-                now, "udp_send", src=src_host, dst=dst_spec.name, sport=src[1], dport=dest[1],
-                size=seg.size_bytes,
-            )
-        for outcome in outcomes:
-            if isinstance(outcome, Deliver):
-                self.loop.call_at(outcome.at, self._deliver_datagram, seg, src, dest, data)
-            elif trace.packets:
-                kind = "udp_reject" if isinstance(outcome, Reject) else "udp_drop"
-                trace.record(
-                    now, kind, src=src_host, dst=dst_spec.name, dport=dest[1],
-                    reason=outcome.reason,
-                )
+        times = route_datagram(
+            self.world.table, trace, now, src=src_host, dst=dst_spec.name, sport=src[1],
+            dport=dest[1], payload_bytes=len(data),
+        )
+        for at in times:
+            self.loop.call_at(at, self._deliver_datagram, src_host, dst_spec.name, src, dest, data)
 
-    def _deliver_datagram(self, seg: Segment, src: Address, dest: Address, data: bytes) -> None:
+    def _deliver_datagram(
+        self, src_host: str, dst_host: str, src: Address, dest: Address, data: bytes
+    ) -> None:
         endpoint = self.datagram_endpoints.get(dest)
         trace = self.world.trace
         if endpoint is None:
             if trace.packets:
                 trace.record(
-                    self.loop.time(), "udp_drop", src=seg.src, dst=seg.dst, dport=dest[1],
+                    self.loop.time(), "udp_drop", src=src_host, dst=dst_host, dport=dest[1],
                     reason="port unreachable",
                 )
             return
-        if trace.packets:
-            trace.record(
-                self.loop.time(), "udp_deliver", src=seg.src, dst=seg.dst, sport=src[1],
-                dport=dest[1], size=seg.size_bytes,
-            )
+        record_delivery(
+            trace, self.loop.time(), src=src_host, dst=dst_host, sport=src[1], dport=dest[1],
+            payload_bytes=len(data),
+        )
         endpoint.handler.datagram_received(data, src)
 
     # -------------------------------------------------------------- streams

@@ -208,6 +208,10 @@ class SimTransport(asyncio.Transport):
         self._sim.loop.call_soon(self._lost, None)
 
     def abort(self) -> None:
+        self._force_close(None)
+
+    def _force_close(self, exc: Exception | None) -> None:
+        """Close at once (asyncio's SSL protocol calls this on a failed handshake)."""
         if self._closed:
             return
         self._closing = True
@@ -215,7 +219,7 @@ class SimTransport(asyncio.Transport):
         peer = self.peer
         if peer is not None and not peer._closed:
             self._sim.loop.call_soon(peer._lost, ConnectionResetError("connection reset by peer"))
-        self._sim.loop.call_soon(self._lost, None)
+        self._sim.loop.call_soon(self._lost, exc)
 
     # -- moving bytes
     def _send(self, item: bytes | object) -> None:

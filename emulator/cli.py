@@ -1,0 +1,511 @@
+"""The `tplab` command line.
+
+`tplab net serve` opens a world (a topology realised by a netsim backend) and
+serves its REST control API; the other `tplab net` commands are clients of
+that API. Later groups (`up`, `status`, `down`, `scenario`, `lab`) hang off
+the top-level `cli` group the same way `net` does.
+
+Exit status: 0 on success, 2 for bad input (usage errors and what the world
+refuses), 1 when the world cannot be reached or cannot start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any, ClassVar, TypeVar
+
+import click
+from aiohttp import web
+from rich.console import Console
+from rich.table import Table
+from yarl import URL
+
+from emulator.paths import CONTROL_ENV, DEFAULT_CONTROL, DEFAULT_STATE_DIR, DEFAULT_TOPOLOGY
+from netsim.control import ControlClient, ControlError, ControlUnreachable, make_app
+from netsim.core.impairments import LinkSpec
+from netsim.launch import BACKENDS, open_world
+from netsim.topology import Topology, TopologyError, load_topology
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: exit statuses
+EXIT_UNREACHABLE = 1
+EXIT_BAD_INPUT = 2
+
+TRACE_POLL_S = 0.5
+
+
+class CliError(click.ClickException):
+    """Bad input: a one-line error on stderr, exit status 2."""
+
+    exit_code: ClassVar[int] = EXIT_BAD_INPUT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"Error: {self.format_message()}", file=file or sys.stderr)
+
+
+class CliFailure(CliError):
+    """The world is unreachable or cannot start: exit status 1."""
+
+    exit_code: ClassVar[int] = EXIT_UNREACHABLE
+
+
+def _console() -> Console:
+    # created per command so it writes to the stdout of the moment (CliRunner swaps it)
+    return Console(highlight=False, soft_wrap=False)
+
+
+# ----------------------------------------------------------------- addresses
+def control_url(text: str) -> str:
+    """`HOST:PORT` or `http://HOST:PORT` -> `http://HOST:PORT` (BadParameter otherwise)."""
+    text = text.strip()
+    url = URL(text if "://" in text else f"http://{text}")
+    if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/"):
+        raise click.BadParameter(f"{text!r} is not HOST:PORT or http://HOST:PORT")
+    return str(url.origin())
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `http://HOST:PORT`) -> (host, port) to serve the control API on."""
+    text = text.strip()
+    url = URL(text if "://" in text else f"http://{text}")
+    if url.scheme != "http" or not url.host or url.path not in ("", "/"):
+        raise click.BadParameter(f"{text!r} is not HOST:PORT")
+    port = url.explicit_port
+    return url.host, int(DEFAULT_CONTROL.rsplit(":", 1)[1]) if port is None else port
+
+
+def _default_control() -> str:
+    return control_url(_env_control() or DEFAULT_CONTROL)
+
+
+def _env_control() -> str:
+    return os.environ.get(CONTROL_ENV, "").strip()
+
+
+def _control_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    return _default_control() if value is None else control_url(value)
+
+
+def control_option(f: F) -> F:
+    return click.option(
+        "--control",
+        "control",
+        metavar="URL",
+        default=None,
+        callback=_control_callback,
+        help=f"control API of the world [default: ${CONTROL_ENV} or http://{DEFAULT_CONTROL}]",
+    )(f)
+
+
+def _call(url: str, action: Callable[[ControlClient], Awaitable[T]]) -> T:
+    """Run one client action against the world at `url`, mapping errors to exit statuses."""
+
+    async def go() -> T:
+        async with ControlClient(url) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except ControlUnreachable as exc:
+        raise CliFailure(f"no world is running at {url}; start one with `tplab net serve`") from exc
+    except ControlError as exc:
+        if exc.status == 0 or 400 <= exc.status < 500:
+            raise CliError(exc.message) from exc
+        raise CliFailure(exc.message) from exc
+
+
+# ---------------------------------------------------------------- formatting
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def describe_spec(spec: dict[str, Any], default: dict[str, Any] | None = None) -> str:
+    """The fields of a link spec that differ from `default`, for people."""
+    base = default or {}
+    parts: list[str] = []
+    for name, value in spec.items():
+        if name in ("src", "dst") or base.get(name, _CLEAR.get(name)) == value:
+            continue
+        if name == "down":
+            parts.append("down" if value else "up")
+        elif value is None:
+            parts.append(f"no {name.removesuffix('_kbit').removesuffix('_bytes')} limit")
+        elif name in ("loss", "duplicate", "reorder"):
+            parts.append(f"{name} {_number(value * 100)}%")
+        elif name.endswith("_ms"):
+            parts.append(f"{name.removesuffix('_ms').replace('_', ' ')} {_number(value)} ms")
+        elif name == "rate_kbit":
+            parts.append(f"rate {_number(value)} kbit/s")
+        elif name == "mtu_bytes":
+            parts.append(f"mtu {value} B")
+        else:
+            parts.append(f"{name} {value}")
+    return ", ".join(parts) or "not impaired"
+
+
+_CLEAR: dict[str, Any] = LinkSpec().to_dict()
+
+
+def _hosts_table(world: dict[str, Any]) -> Table:
+    offsets: dict[str, float] = world.get("clock_offsets", {})
+    table = Table(title=f"hosts of topology {world['topology']['name']}", title_justify="left")
+    for column in ("host", "role", "ip", "mtu", "ports", "clock offset"):
+        table.add_column(column)
+    for host in world["topology"]["hosts"]:
+        offset = offsets.get(host["name"])
+        table.add_row(
+            host["name"],
+            host["role"],
+            host["ip"],
+            str(host["mtu_bytes"]),
+            " ".join(host["ports"]),
+            "" if offset is None else f"{offset:+g} s",
+        )
+    return table
+
+
+def render_world(world: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"backend [bold]{world['backend']}[/], seed {world['seed']}, "
+        f"generation {world['generation']}, topology {world['topology']['source']}"
+    )
+    console.print(_hosts_table(world))
+    default: dict[str, Any] = world["default"]
+    if describe_spec(default) != "not impaired":
+        console.print(f"every link by default: {describe_spec(default)}")
+    if world["links"]:
+        links = Table(title="impaired links", title_justify="left")
+        links.add_column("src")
+        links.add_column("dst")
+        links.add_column("impairments")
+        for link in world["links"]:
+            links.add_row(link["src"], link["dst"], describe_spec(link, default))
+        console.print(links)
+    else:
+        console.print("impaired links: none")
+    if world["partition"]:
+        named = {host for group in world["partition"] for host in group}
+        rest = [h["name"] for h in world["topology"]["hosts"] if h["name"] not in named]
+        groups = [", ".join(group) for group in world["partition"]]
+        if rest:
+            groups.append(", ".join(rest) + " (not named)")
+        console.print("partition: " + "  |  ".join(f"{{{g}}}" for g in groups))
+    else:
+        console.print("partition: none")
+    if world["firewall"]:
+        console.print(_firewall_table(world["firewall"]))
+    else:
+        console.print("firewall rules: none")
+    caps = Table(title=f"capabilities of the {world['backend']} backend", title_justify="left")
+    for column in ("impairment", "support", "note"):
+        caps.add_column(column)
+    for name, cap in world["capabilities"].items():
+        caps.add_row(name, cap["support"], cap["note"])
+    console.print(caps)
+
+
+def _ports(rule: dict[str, Any]) -> str:
+    lo, hi = rule["port_lo"], rule["port_hi"]
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _firewall_table(rules: list[dict[str, Any]]) -> Table:
+    table = Table(title="firewall rules", title_justify="left")
+    for column in ("id", "proto", "ports", "action", "src", "dst"):
+        table.add_column(column)
+    for rule in rules:
+        table.add_row(
+            str(rule["id"]), rule["proto"], _ports(rule), rule["action"], rule["src"], rule["dst"]
+        )
+    return table
+
+
+def format_event(event: dict[str, Any]) -> str:
+    fields = {k: v for k, v in event.items() if k not in ("seq", "t", "kind")}
+    text = " ".join(
+        f"{k}={json.dumps(v, separators=(',', ':'), default=str)}" for k, v in fields.items()
+    )
+    return f"{event['seq']:>6} {event['t']:>12.6f}  {event['kind']:<18} {text}".rstrip()
+
+
+# ----------------------------------------------------------------- commands
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """tplab: a Cisco TelePresence Conductor cluster emulator and its network simulator."""
+
+
+@cli.group()
+def net() -> None:
+    """The simulated network: serve a world, then impair, partition and firewall it."""
+
+
+@net.command()
+@click.option(
+    "--topology",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEFAULT_TOPOLOGY,
+    show_default="scenarios/topologies/default.yaml",
+    help="topology YAML file",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="proxy",
+    show_default=True,
+    help="how the network is realised",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of every random choice")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default="state/",
+    help="where the world keeps its runtime state",
+)
+@click.option(
+    "--control",
+    "control",
+    metavar="HOST:PORT",
+    default=None,
+    help=f"address of the control API [default: ${CONTROL_ENV} or {DEFAULT_CONTROL}]",
+)
+def serve(topology: Path, backend: str, seed: int, state_dir: Path, control: str | None) -> None:
+    """Open a world and serve its control API until Ctrl-C or SIGTERM."""
+    try:
+        host, port = listen_address(control or _env_control() or DEFAULT_CONTROL)
+    except click.BadParameter as exc:
+        raise CliError(f"--control: {exc.format_message()}") from exc
+    try:
+        parsed = load_topology(topology)
+    except TopologyError as exc:
+        raise CliError(str(exc)) from exc
+    asyncio.run(_serve(parsed, backend, seed, state_dir, host, port))
+
+
+async def _serve(
+    topology: Topology, backend: str, seed: int, state_dir: Path, host: str, port: int
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            world = await stack.enter_async_context(
+                open_world(topology, backend=backend, seed=seed, state_dir=state_dir)
+            )
+        except ImportError as exc:
+            raise CliFailure(f"the {backend} backend is not available: {exc}") from exc
+        except OSError as exc:
+            raise CliFailure(f"cannot start the {backend} backend: {exc}") from exc
+        runner = web.AppRunner(make_app(world), access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise CliFailure(
+                f"cannot serve the control API on {host}:{port}: {exc.strerror or exc}"
+            ) from exc
+        bound_host, bound_port = runner.addresses[0][:2]
+        _console().print(_hosts_table(world.show()))
+        click.echo(
+            f"world {topology.name} is up on the {backend} backend; control API at "
+            f"http://{bound_host}:{bound_port} (Ctrl-C to stop)"
+        )
+        await _wait_for_stop()
+    click.echo("world stopped")
+
+
+async def _wait_for_stop() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+@net.command()
+@control_option
+@click.option("--json", "as_json", is_flag=True, help="print the raw state as JSON")
+def show(control: str, as_json: bool) -> None:
+    """Hosts, impaired links, partition, firewall rules, clock offsets and capabilities."""
+    world = _call(control, lambda c: c.world())
+    if as_json:
+        click.echo(json.dumps(world, indent=2, sort_keys=True))
+    else:
+        render_world(world, _console())
+
+
+_MS = click.FloatRange(min=0.0)
+_PROBABILITY = click.FloatRange(0.0, 1.0)
+
+
+@net.command()
+@control_option
+@click.argument("src")
+@click.argument("dst")
+@click.option("--latency-ms", type=_MS, help="one-way delay")
+@click.option("--jitter-ms", type=_MS, help="random extra delay, up to this")
+@click.option("--loss", type=_PROBABILITY, help="probability a packet is lost (0-1)")
+@click.option("--duplicate", type=_PROBABILITY, help="probability a packet is doubled (0-1)")
+@click.option("--reorder", type=_PROBABILITY, help="probability a packet is held back (0-1)")
+@click.option("--reorder-gap-ms", type=_MS, help="how long a reordered packet is held")
+@click.option("--rate-kbit", type=click.FloatRange(min=1.0), help="bandwidth limit")
+@click.option("--mtu", "mtu_bytes", type=click.IntRange(68, 65535), help="path MTU in bytes")
+@click.option("--down/--up", "down", default=None, help="take the link down or bring it up")
+@click.option("--both", is_flag=True, help="impair dst -> src as well")
+def impair(control: str, src: str, dst: str, both: bool, **options: Any) -> None:
+    """Change impairments of the link SRC -> DST; the others keep their value."""
+    changes = {name: value for name, value in options.items() if value is not None}
+    if not changes:
+        raise click.UsageError("name at least one impairment, e.g. --latency-ms 20")
+    link = _call(control, lambda c: c.impair(src, dst, both=both, **changes))
+    arrow = "<->" if both else "->"
+    click.echo(f"{src} {arrow} {dst}: {describe_spec(link)}")
+
+
+@net.command()
+@control_option
+@click.argument("src")
+@click.argument("dst")
+@click.option("--both", is_flag=True, help="clear dst -> src as well")
+def clear(control: str, src: str, dst: str, both: bool) -> None:
+    """Clear every impairment of the link SRC -> DST."""
+    _call(control, lambda c: c.clear(src, dst, both=both))
+    click.echo(f"cleared {src} {'<->' if both else '->'} {dst}")
+
+
+@net.command()
+@control_option
+@click.argument("groups", nargs=-1, required=True, metavar="GROUP...")
+def partition(control: str, groups: tuple[str, ...]) -> None:
+    """Split the hosts into groups that cannot reach each other.
+
+    Each GROUP is a comma-separated list of host names; hosts not named form
+    one more group. Example: tplab net partition conductor-initial,conductor-2 conductor-3
+    """
+    parsed = [[name.strip() for name in group.split(",")] for group in groups]
+    for text, group in zip(groups, parsed, strict=True):
+        if not all(group):
+            raise click.BadParameter(f"{text!r} has an empty host name", param_hint="GROUP")
+    world = _call(control, lambda c: c.partition(*parsed))
+    click.echo("partition: " + "  |  ".join("{" + ", ".join(g) + "}" for g in world["partition"]))
+
+
+@net.command()
+@control_option
+def heal(control: str) -> None:
+    """End the partition and bring every link up (other impairments stay)."""
+    _call(control, lambda c: c.heal())
+    click.echo("healed: no partition, every link up")
+
+
+@net.command()
+@control_option
+def reset(control: str) -> None:
+    """Remove every impairment, partition, firewall rule and clock offset."""
+    _call(control, lambda c: c.reset())
+    click.echo("reset: the network is clean")
+
+
+@net.group()
+def firewall() -> None:
+    """Drop or reject traffic by protocol and destination port."""
+
+
+@firewall.command("add")
+@control_option
+@click.option("--proto", type=click.Choice(["udp", "tcp", "any"]), required=True)
+@click.option("--ports", required=True, help="destination port N or range LOW-HIGH")
+@click.option("--action", type=click.Choice(["drop", "reject"]), default="drop", show_default=True)
+@click.option("--src", default="*", show_default=True, help="source host, * = any")
+@click.option("--dst", default="*", show_default=True, help="destination host, * = any")
+def firewall_add(control: str, proto: str, ports: str, action: str, src: str, dst: str) -> None:
+    """Add a firewall rule."""
+    rule = _call(control, lambda c: c.firewall_add(proto, ports, action=action, src=src, dst=dst))
+    click.echo(
+        f"rule {rule['id']}: {rule['action']} {rule['proto']}/{_ports(rule)} "
+        f"from {rule['src']} to {rule['dst']}"
+    )
+
+
+@firewall.command("list")
+@control_option
+@click.option("--json", "as_json", is_flag=True, help="print the rules as JSON")
+def firewall_list(control: str, as_json: bool) -> None:
+    """List firewall rules, in the order they apply."""
+    rules = _call(control, lambda c: c.firewall_list())
+    if as_json:
+        click.echo(json.dumps(rules, indent=2))
+    elif rules:
+        _console().print(_firewall_table(rules))
+    else:
+        click.echo("firewall rules: none")
+
+
+@firewall.command("remove")
+@control_option
+@click.argument("rule_id", metavar="ID", type=int)
+def firewall_remove(control: str, rule_id: int) -> None:
+    """Remove the firewall rule ID."""
+    _call(control, lambda c: c.firewall_remove(rule_id))
+    click.echo(f"removed rule {rule_id}")
+
+
+@net.command()
+@control_option
+@click.argument("host")
+@click.option("--offset-s", type=float, required=True, help="seconds added to HOST's wall clock")
+def clock(control: str, host: str, offset_s: float) -> None:
+    """Set the wall-clock offset of HOST (0 = in sync)."""
+    result = _call(control, lambda c: c.set_clock_offset(host, offset_s))
+    click.echo(f"{result['host']}: clock offset {result['offset_s']:+g} s")
+
+
+@net.command()
+@control_option
+@click.option("--since", type=click.IntRange(min=0), default=0, help="first sequence number")
+@click.option("--follow", "-f", is_flag=True, help="keep printing new events until Ctrl-C")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def trace(control: str, since: int, follow: bool, as_json: bool) -> None:
+    """Print the world's event trace."""
+
+    def emit(event: dict[str, Any]) -> None:
+        click.echo(json.dumps(event, sort_keys=True) if as_json else format_event(event))
+
+    async def run(client: ControlClient) -> None:
+        position = since
+        while True:
+            page = await client.trace(position)
+            for event in page["events"]:
+                emit(event)
+            position = page["next"]
+            if not follow:
+                return
+            await asyncio.sleep(TRACE_POLL_S)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _call(control, run)
+
+
+def main() -> None:
+    """Entry point of the `tplab` script."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

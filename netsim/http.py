@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest
+from aiohttp.helpers import ceil_timeout
 
 from netsim.api import Listener, Network
 
@@ -27,7 +28,7 @@ class NetsimSite(web.BaseSite):
 
     def __init__(
         self,
-        runner: web.BaseRunner[Any],
+        runner: web.BaseRunner,
         network: Network,
         port: int,
         *,
@@ -78,7 +79,10 @@ class NetsimConnector(aiohttp.BaseConnector):
         self._ssl_context = ssl_context
 
     async def _create_connection(
-        self, req: ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
+        self,
+        req: ClientRequest,
+        traces: list[Any],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's signature
     ) -> ResponseHandler:
         host = req.url.raw_host
         port = req.url.port
@@ -95,13 +99,14 @@ class NetsimConnector(aiohttp.BaseConnector):
             else:
                 context = self._ssl_context or ssl.create_default_context()
         try:
-            _, proto = await self._network.create_connection(
-                self._factory,
-                host,
-                port,
-                ssl_context=context,
-                server_hostname=(req.server_hostname or host) if context else None,
-            )
+            async with ceil_timeout(timeout.sock_connect, timeout.ceil_threshold):
+                _, proto = await self._network.create_connection(
+                    self._factory,
+                    host,
+                    port,
+                    ssl_context=context,
+                    server_hostname=(req.server_hostname or host) if context else None,
+                )
         except ssl.SSLCertVerificationError as exc:
             raise aiohttp.ClientConnectorCertificateError(req.connection_key, exc) from exc
         except ssl.SSLError as exc:

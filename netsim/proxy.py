@@ -74,7 +74,9 @@ class ProxyBackend:
         self.topology = topology
         self.world: World | None = None
         self._by_private: dict[str, HostSpec] = {}
-        self._udp: dict[tuple[str, int], tuple[socket.socket, asyncio.DatagramTransport | None]] = {}
+        self._udp: dict[
+            tuple[str, int], tuple[socket.socket, asyncio.DatagramTransport | None]
+        ] = {}
         self._tcp: dict[tuple[str, int], asyncio.Server] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed = asyncio.Event()
@@ -199,9 +201,7 @@ class ProxyBackend:
         )
         self._udp[(host.name, target_port)] = (sock, transport)
 
-    def relay_datagram(
-        self, dst: HostSpec, dport: int, data: bytes, addr: tuple[str, int]
-    ) -> None:
+    def relay_datagram(self, dst: HostSpec, dport: int, data: bytes, addr: tuple[str, int]) -> None:
         world = self.world
         if world is None or self._stopping:
             return
@@ -210,13 +210,23 @@ class ProxyBackend:
         if src is None:
             if world.trace.packets:
                 world.trace.record(
-                    now, "udp_drop", src=addr[0], dst=dst.name, dport=dport,
+                    now,
+                    "udp_drop",
+                    src=addr[0],
+                    dst=dst.name,
+                    dport=dport,
                     reason="source is not a host of the topology",
                 )
             return
         times = route_datagram(
-            world.table, world.trace, now, src=src.name, dst=dst.name, sport=addr[1],
-            dport=dport, payload_bytes=len(data),
+            world.table,
+            world.trace,
+            now,
+            src=src.name,
+            dst=dst.name,
+            sport=addr[1],
+            dport=dport,
+            payload_bytes=len(data),
         )
         loop = asyncio.get_running_loop()
         for at in times:
@@ -249,8 +259,13 @@ class ProxyBackend:
             self.note_error(f"relay {src.name}:{sport} -> {dst.name}:{dport}: {exc}")
             return
         record_delivery(
-            self.world.trace, self.world.now(), src=src.name, dst=dst.name, sport=sport,
-            dport=dport, payload_bytes=len(data),
+            self.world.trace,
+            self.world.now(),
+            src=src.name,
+            dst=dst.name,
+            sport=sport,
+            dport=dport,
+            payload_bytes=len(data),
         )
 
     # ------------------------------------------------------------------ streams
@@ -266,7 +281,8 @@ class ProxyBackend:
         writer: asyncio.StreamWriter,
     ) -> None:
         task = asyncio.current_task()
-        assert task is not None and self.world is not None
+        assert task is not None
+        assert self.world is not None
         self._tasks.add(task)
         world = self.world
         peer = writer.get_extra_info("peername")
@@ -285,7 +301,11 @@ class ProxyBackend:
                     break
                 if isinstance(verdict, Reject) or retry_s is None:
                     world.trace.record(
-                        world.now(), "tcp_refused", src=src.name, dst=dst.name, dport=dport,
+                        world.now(),
+                        "tcp_refused",
+                        src=src.name,
+                        dst=dst.name,
+                        dport=dport,
                         reason=verdict.reason,
                     )
                     _reset(writer)
@@ -386,4 +406,3 @@ class OffBackend:
         assert self.topology is not None
         host = self.topology.host(host_name)
         return RealNetwork(host.address, mtu_bytes=host.mtu_bytes)
-

@@ -27,8 +27,8 @@ from netsim.api import (
     DatagramHandler,
     HostAddress,
     MessageTooLong,
-    ProtocolFactory,
     Proto,
+    ProtocolFactory,
 )
 
 # Python 3.11's socket module lacks these names (machine-notes.md).

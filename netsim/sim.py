@@ -37,8 +37,8 @@ from netsim.api import (
     DatagramHandler,
     HostAddress,
     MessageTooLong,
-    ProtocolFactory,
     Proto,
+    ProtocolFactory,
 )
 from netsim.core.impairments import ImpairmentTable
 from netsim.core.routing import record_delivery, route_datagram
@@ -100,7 +100,9 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
     def _write_to_self(self) -> None:
         return None
 
-    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Any, func: Callable[..., T], *args: Any
+    ) -> Any:
         raise RuntimeError("the simulated world has no threads: run_in_executor is not available")
 
     async def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:
@@ -563,8 +565,14 @@ class SimWorld:
                 trace.record(now, "udp_drop", src=src_host, dst=dest[0], reason="no route to host")
             return
         times = route_datagram(
-            self.world.table, trace, now, src=src_host, dst=dst_spec.name, sport=src[1],
-            dport=dest[1], payload_bytes=len(data),
+            self.world.table,
+            trace,
+            now,
+            src=src_host,
+            dst=dst_spec.name,
+            sport=src[1],
+            dport=dest[1],
+            payload_bytes=len(data),
         )
         for at in times:
             self.loop.call_at(at, self._deliver_datagram, src_host, dst_spec.name, src, dest, data)
@@ -577,12 +585,21 @@ class SimWorld:
         if endpoint is None:
             if trace.packets:
                 trace.record(
-                    self.loop.time(), "udp_drop", src=src_host, dst=dst_host, dport=dest[1],
+                    self.loop.time(),
+                    "udp_drop",
+                    src=src_host,
+                    dst=dst_host,
+                    dport=dest[1],
                     reason="port unreachable",
                 )
             return
         record_delivery(
-            trace, self.loop.time(), src=src_host, dst=dst_host, sport=src[1], dport=dest[1],
+            trace,
+            self.loop.time(),
+            src=src_host,
+            dst=dst_host,
+            sport=src[1],
+            dport=dest[1],
             payload_bytes=len(data),
         )
         endpoint.handler.datagram_received(data, src)
@@ -621,8 +638,11 @@ class SimWorld:
                         await asyncio.sleep(back.at - self.loop.time())
                         if trace.packets:
                             trace.record(
-                                self.loop.time(), "tcp_connect", src=src.name,
-                                dst=dst_spec.name, dport=port,
+                                self.loop.time(),
+                                "tcp_connect",
+                                src=src.name,
+                                dst=dst_spec.name,
+                                dport=port,
                             )
                         return await self._establish(
                             src, sport, listener, factory, ssl_context, server_hostname, address
@@ -630,13 +650,18 @@ class SimWorld:
                     verdict = back
                 if isinstance(verdict, Reject):
                     raise ConnectionRefusedError(
-                        errno.ECONNREFUSED, f"connection to {address}:{port} refused: {verdict.reason}"
+                        errno.ECONNREFUSED,
+                        f"connection to {address}:{port} refused: {verdict.reason}",
                     )
                 assert isinstance(verdict, Drop)
                 if trace.packets:
                     trace.record(
-                        self.loop.time(), "tcp_syn_drop", src=src.name, dst=dst_spec.name,
-                        dport=port, reason=verdict.reason,
+                        self.loop.time(),
+                        "tcp_syn_drop",
+                        src=src.name,
+                        dst=dst_spec.name,
+                        dport=port,
+                        reason=verdict.reason,
                     )
                 if retry_s is None:
                     break
@@ -701,7 +726,7 @@ class SimWorld:
     ) -> None:
         try:
             tls = await self.loop.start_tls(raw, protocol, context, server_side=True)
-        except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             if self.world.trace.packets:
                 self.world.trace.record(self.loop.time(), "tls_failed", error=str(exc))
             raw.abort()

@@ -138,7 +138,9 @@ def parse_topology(text: str | bytes, *, source: str = "<string>") -> Topology:
     except (yaml.YAMLError, RecursionError) as exc:
         raise TopologyError(source, None, None, f"invalid YAML: {exc}") from exc
     if node is None:
-        raise TopologyError(source, 1, 1, "file is empty; expected a mapping with version and hosts")
+        raise TopologyError(
+            source, 1, 1, "file is empty; expected a mapping with version and hosts"
+        )
     _check_nodes(node, source)
     try:
         data = yaml.SafeLoader(text).get_single_data()

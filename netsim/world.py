@@ -122,9 +122,7 @@ class World:
         self.backend: Backend = backend or NullBackend()
         self.trace = trace if trace is not None else EventTrace()
         self.clock_file = clock_file
-        self.table = ImpairmentTable(
-            topology.names, seed=seed, default=topology.link_defaults
-        )
+        self.table = ImpairmentTable(topology.names, seed=seed, default=topology.link_defaults)
         self._publish_clock()
 
     # ----------------------------------------------------------------- plumbing
@@ -165,7 +163,7 @@ class World:
 
     # --------------------------------------------------------------- Python API
     def impair(self, src: str, dst: str, *, both: bool = False, **changes: Any) -> LinkSpec:
-        """Change impairments of src -> dst, e.g. `impair("a", "b", latency_ms=20, mtu_bytes=1300)`."""
+        """Change impairments of src -> dst: `impair("a", "b", latency_ms=20, mtu_bytes=1300)`."""
         if not changes:
             raise ImpairmentError("nothing to change: name at least one impairment")
         LinkSpec.from_changes(LinkSpec(), changes)  # unknown names and bad values first

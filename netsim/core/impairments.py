@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from netsim.api import MAX_IPV4_PACKET, MIN_IPV4_MTU, Proto
+from netsim.api import MAX_IPV4_PACKET, MIN_IPV4_MTU
 from netsim.core.toxics import (
     BandwidthToxic,
     BlackholeToxic,

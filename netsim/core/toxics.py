@@ -54,7 +54,8 @@ Outcome = Deliver | Drop | Reject
 
 
 class Toxic(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def pipe(self, at: float, seg: Segment) -> Sequence[Outcome]: ...
 
@@ -70,7 +71,9 @@ class FirewallToxic:
         for rule_id, proto, lo, hi, action in self.rules:
             if proto in ("any", seg.proto.value) and lo <= seg.dst_port <= hi:
                 reason = f"firewall rule {rule_id} {action}s {seg.proto.value}/{seg.dst_port}"
-                return [Reject(self.name, reason) if action == "reject" else Drop(self.name, reason)]
+                return [
+                    Reject(self.name, reason) if action == "reject" else Drop(self.name, reason)
+                ]
         return [Deliver(at)]
 
 

@@ -46,24 +46,27 @@ async def exercise(client: Network, server: Network, server_ip: str, tmp: Path) 
     await secure.start()
     try:
         payload = b"z" * 200_000
-        async with aiohttp.ClientSession(connector=NetsimConnector(client)) as session:
-            async with session.post(f"http://{server_ip}:8080/echo", data=payload) as response:
-                assert response.status == 200
-                body = await response.json()
-                assert body == {"remote": client.host.ip, "len": 200_000, "secure": False}
+        async with (
+            aiohttp.ClientSession(connector=NetsimConnector(client)) as session,
+            session.post(f"http://{server_ip}:8080/echo", data=payload) as response,
+        ):
+            assert response.status == 200
+            body = await response.json()
+            assert body == {"remote": client.host.ip, "len": 200_000, "secure": False}
         trusted = NetsimConnector(client, ssl_context=client_context(cert))
-        async with aiohttp.ClientSession(connector=trusted) as session:
-            async with session.post(f"https://{server_ip}:8443/echo", data=b"abc") as response:
-                assert (await response.json())["secure"] is True
+        async with (
+            aiohttp.ClientSession(connector=trusted) as session,
+            session.post(f"https://{server_ip}:8443/echo", data=b"abc") as response,
+        ):
+            assert (await response.json())["secure"] is True
         untrusted = NetsimConnector(client, ssl_context=client_context(other_cert))
         async with aiohttp.ClientSession(connector=untrusted) as session:
             with pytest.raises(aiohttp.ClientConnectorCertificateError):
                 await session.post(f"https://{server_ip}:8443/echo", data=b"abc")
         async with aiohttp.ClientSession(connector=NetsimConnector(client)) as session:
-            async with session.post(
-                f"https://{server_ip}:8443/echo", data=b"abc", ssl=False
-            ) as response:
-                assert response.status == 200
+            unverified = await session.post(f"https://{server_ip}:8443/echo", ssl=False)
+            assert unverified.status == 200
+            unverified.release()
             with pytest.raises(aiohttp.ClientConnectorError):
                 await session.get(f"http://{server_ip}:8081/")
     finally:
@@ -86,4 +89,3 @@ async def test_http_and_https_on_real_sockets(topology: Topology, tmp_path: Path
     client, server = backend.network_for("a"), backend.network_for("b")
     assert isinstance(client, RealNetwork)
     await exercise(client, server, "127.50.0.2", tmp_path)
-

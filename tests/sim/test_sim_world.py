@@ -26,8 +26,15 @@ def endpoints(sim: SimWorld, port: int = 500) -> dict[str, tuple[object, Inbox]]
     return sim.run(open_all())
 
 
-def send(sim: SimWorld, ends: dict[str, tuple[object, Inbox]], src: str, dest: tuple[str, int],
-         payloads: list[bytes], *, spacing_s: float = 0.0) -> None:
+def send(
+    sim: SimWorld,
+    ends: dict[str, tuple[object, Inbox]],
+    src: str,
+    dest: tuple[str, int],
+    payloads: list[bytes],
+    *,
+    spacing_s: float = 0.0,
+) -> None:
     async def go() -> None:
         endpoint = ends[src][0]
         for payload in payloads:
@@ -132,7 +139,8 @@ def test_partition_and_heal(sim: SimWorld) -> None:
     send(sim, ends, "a", B, [b"1"])
     send(sim, ends, "b", A, [b"2"])
     send(sim, ends, "b", C, [b"3"])
-    assert ends["b"][1].payloads == [] and ends["a"][1].payloads == []
+    assert ends["b"][1].payloads == []
+    assert ends["a"][1].payloads == []
     assert ends["c"][1].payloads == [b"3"]
     sim.world.heal()
     send(sim, ends, "a", B, [b"4"])
@@ -154,7 +162,8 @@ def test_firewall_by_udp_port_range_g_r6(sim: SimWorld) -> None:
     rule = sim.world.firewall_add("udp", "4369-4380", action="drop")
     send(sim, ends, "a", ("127.50.0.2", 4370), [b"blocked"])
     send(sim, ends, "a", ("127.50.0.2", 5000), [b"open"])
-    assert low.payloads == [] and high.payloads == [b"open"]
+    assert low.payloads == []
+    assert high.payloads == [b"open"]
     sim.world.firewall_remove(rule.id)
     send(sim, ends, "a", ("127.50.0.2", 4370), [b"again"])
     assert low.payloads == [b"again"]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netsim.api import Proto
-from netsim.topology import TopologyError, load_topology, parse_topology
+from netsim.topology import Topology, TopologyError, load_topology, parse_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "scenarios" / "topologies" / "default.yaml"
@@ -46,8 +46,10 @@ def test_services_apply_per_role_and_hosts_add_their_own_ports() -> None:
     a, b = topology.hosts
     assert [str(p) for p in a.ports] == ["tcp/8443", "udp/4369-4380"]
     assert [str(p) for p in b.ports] == ["udp/5060"]
-    assert b.mtu_bytes == 1300 and a.mtu_bytes == 1500
-    assert a.ports[1].proto is Proto.UDP and list(a.ports[1].ports())[-1] == 4380
+    assert b.mtu_bytes == 1300
+    assert a.mtu_bytes == 1500
+    assert a.ports[1].proto is Proto.UDP
+    assert list(a.ports[1].ports())[-1] == 4380
     assert topology.host_by_ip("127.9.0.2") == b
 
 
@@ -76,9 +78,14 @@ def test_services_apply_per_role_and_hosts_add_their_own_ports() -> None:
         ),
         ("version: 1\nversion: 1\nhosts: []\n", 2, "duplicate key 'version'"),
         ("version: 1\n1: x\nhosts: []\n", 2, "keys must be plain strings"),
-        ("version: 1\nhosts:\n  - {name: a, role: vcs, ip: 127.0.0.2, colour: red}\n", 3, "unknown key"),
         (
-            "version: 1\nservices:\n  vcs: [udp/90-80]\nhosts:\n  - {name: a, role: vcs, ip: 127.0.0.2}\n",
+            "version: 1\nhosts:\n  - {name: a, role: vcs, ip: 127.0.0.2, colour: red}\n",
+            3,
+            "unknown key",
+        ),
+        (
+            "version: 1\nservices:\n  vcs: [udp/90-80]\n"
+            "hosts:\n  - {name: a, role: vcs, ip: 127.0.0.2}\n",
             3,
             "low <= high",
         ),
@@ -104,13 +111,20 @@ def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
         load_topology(bad)
 
 
+def parse_or_error(text: str, source: str) -> Topology | TopologyError:
+    """Anything but a Topology or a TopologyError escapes and fails the test."""
+    try:
+        return parse_topology(text, source=source)
+    except TopologyError as error:
+        return error
+
+
 @given(st.text(max_size=400))
 def test_any_text_loads_or_gives_a_clear_error(text: str) -> None:
-    try:
-        parse_topology(text, source="fuzz.yaml")
-    except TopologyError as error:
-        assert str(error).startswith("fuzz.yaml")
-        assert error.message
+    result = parse_or_error(text, "fuzz.yaml")
+    if isinstance(result, TopologyError):
+        assert str(result).startswith("fuzz.yaml")
+        assert result.message
 
 
 _scalar = st.one_of(
@@ -149,12 +163,11 @@ _document = st.fixed_dictionaries(
 
 @given(_document)
 def test_any_structured_document_loads_or_gives_a_clear_error(document: dict[str, object]) -> None:
-    text = yaml.safe_dump(document)
-    try:
-        topology = parse_topology(text, source="gen.yaml")
-    except TopologyError as error:
-        assert str(error).startswith("gen.yaml")
-        assert error.line is None or error.line >= 1
+    result = parse_or_error(yaml.safe_dump(document), "gen.yaml")
+    if isinstance(result, TopologyError):
+        assert str(result).startswith("gen.yaml")
+        assert result.line is None or result.line >= 1
     else:
+        topology = result
         assert len({h.name for h in topology.hosts}) == len(topology.hosts)
         assert len({h.ip for h in topology.hosts}) == len(topology.hosts)

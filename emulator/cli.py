@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, ClassVar, TypeVar
 
@@ -41,6 +42,7 @@ EXIT_UNREACHABLE = 1
 EXIT_BAD_INPUT = 2
 
 TRACE_POLL_S = 0.5
+PIPE_WIDTH = 160
 
 
 class CliError(click.ClickException):
@@ -61,27 +63,61 @@ class CliFailure(CliError):
     exit_code: ClassVar[int] = EXIT_UNREACHABLE
 
 
+class TplabGroup(click.Group):
+    """A group whose usage errors are one line, like every other error of tplab."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with _one_line_usage_errors(ctx):
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage_errors(ctx):
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors(ctx: click.Context) -> Iterator[None]:
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+        raise CliError(f"{exc.format_message()} (see '{where} --help')") from exc
+
+
 def _console() -> Console:
-    # created per command so it writes to the stdout of the moment (CliRunner swaps it)
-    return Console(highlight=False, soft_wrap=False)
+    # created per command so it writes to the stdout of the moment (CliRunner swaps it);
+    # piped output gets room for whole host names and port lists instead of 80 columns
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    return console
 
 
 # ----------------------------------------------------------------- addresses
+def _parse_url(text: str, schemes: tuple[str, ...], expected: str) -> URL:
+    text = text.strip()
+    try:
+        url = URL(text if "://" in text else f"http://{text}")
+        valid = url.scheme in schemes and bool(url.host) and url.path in ("", "/")
+        valid = valid and (url.explicit_port is None or 0 <= url.explicit_port <= 65535)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise click.BadParameter(f"{text!r} is not {expected}")
+    return url
+
+
 def control_url(text: str) -> str:
     """`HOST:PORT` or `http://HOST:PORT` -> `http://HOST:PORT` (BadParameter otherwise)."""
-    text = text.strip()
-    url = URL(text if "://" in text else f"http://{text}")
-    if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/"):
-        raise click.BadParameter(f"{text!r} is not HOST:PORT or http://HOST:PORT")
-    return str(url.origin())
+    return str(_parse_url(text, ("http", "https"), "HOST:PORT or http://HOST:PORT").origin())
 
 
 def listen_address(text: str) -> tuple[str, int]:
     """`HOST:PORT` (or `http://HOST:PORT`) -> (host, port) to serve the control API on."""
-    text = text.strip()
-    url = URL(text if "://" in text else f"http://{text}")
-    if url.scheme != "http" or not url.host or url.path not in ("", "/"):
-        raise click.BadParameter(f"{text!r} is not HOST:PORT")
+    url = _parse_url(text, ("http",), "HOST:PORT")
+    assert url.host is not None
     port = url.explicit_port
     return url.host, int(DEFAULT_CONTROL.rsplit(":", 1)[1]) if port is None else port
 
@@ -241,12 +277,12 @@ def format_event(event: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------- commands
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("tplab", cls=TplabGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """tplab: a Cisco TelePresence Conductor cluster emulator and its network simulator."""
 
 
-@cli.group()
+@cli.group(cls=TplabGroup)
 def net() -> None:
     """The simulated network: serve a world, then impair, partition and firewall it."""
 
@@ -294,6 +330,9 @@ def serve(topology: Path, backend: str, seed: int, state_dir: Path, control: str
     asyncio.run(_serve(parsed, backend, seed, state_dir, host, port))
 
 
+_IN_USE_HINT = "; is a world already running? (`tplab net show`)"
+
+
 async def _serve(
     topology: Topology, backend: str, seed: int, state_dir: Path, host: str, port: int
 ) -> None:
@@ -304,16 +343,20 @@ async def _serve(
             )
         except ImportError as exc:
             raise CliFailure(f"the {backend} backend is not available: {exc}") from exc
-        except OSError as exc:
-            raise CliFailure(f"cannot start the {backend} backend: {exc}") from exc
+        except ValueError as exc:
+            raise CliError(f"the {backend} backend cannot run this topology: {exc}") from exc
+        except (OSError, RuntimeError) as exc:
+            hint = _IN_USE_HINT if getattr(exc, "errno", None) == errno.EADDRINUSE else ""
+            raise CliFailure(f"cannot start the {backend} backend: {exc}{hint}") from exc
         runner = web.AppRunner(make_app(world), access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
+            hint = _IN_USE_HINT if exc.errno == errno.EADDRINUSE else ""
             raise CliFailure(
-                f"cannot serve the control API on {host}:{port}: {exc.strerror or exc}"
+                f"cannot serve the control API on {host}:{port}: {exc.strerror or exc}{hint}"
             ) from exc
         bound_host, bound_port = runner.addresses[0][:2]
         _console().print(_hosts_table(world.show()))
@@ -422,7 +465,7 @@ def reset(control: str) -> None:
     click.echo("reset: the network is clean")
 
 
-@net.group()
+@net.group(cls=TplabGroup)
 def firewall() -> None:
     """Drop or reject traffic by protocol and destination port."""
 

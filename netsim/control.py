@@ -422,7 +422,8 @@ def _ok(description: str, schema: str, status: str = "200") -> dict[str, Any]:
 
 def _errors_doc(*statuses: str) -> dict[str, Any]:
     text = {
-        "400": "Bad input (malformed JSON, wrong type, unknown field, out-of-range value)",
+        "400": "Bad input (malformed JSON, wrong type, unknown field or query parameter, "
+        "out-of-range value)",
         "404": "Unknown host in the path, or unknown firewall rule id",
         "409": "The backend cannot do this (the message says why)",
     }
@@ -712,21 +713,21 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "The whole state: topology, impairments, capabilities",
                 "operationId": "getWorld",
-                "responses": _ok("The world", "World"),
+                "responses": {**_ok("The world", "World"), **_errors_doc("400")},
             }
         },
         "/api/capabilities": {
             "get": {
                 "summary": "What the backend can realise, per impairment",
                 "operationId": "getCapabilities",
-                "responses": _ok("Capabilities", "Capabilities"),
+                "responses": {**_ok("Capabilities", "Capabilities"), **_errors_doc("400")},
             }
         },
         "/api/links": {
             "get": {
                 "summary": "The default link spec and every impaired direction",
                 "operationId": "getLinks",
-                "responses": _ok("Links", "Links"),
+                "responses": {**_ok("Links", "Links"), **_errors_doc("400")},
             }
         },
         "/api/links/{src}/{dst}": {
@@ -785,7 +786,7 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Firewall rules, in the order they apply",
                 "operationId": "listFirewallRules",
-                "responses": _ok("Rules", "FirewallRules"),
+                "responses": {**_ok("Rules", "FirewallRules"), **_errors_doc("400")},
             },
             "post": {
                 "summary": "Add a rule dropping or rejecting traffic to a port range",
@@ -851,7 +852,7 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "This document",
                 "operationId": "getOpenApi",
-                "responses": _ok("OpenAPI 3.1 document", "OpenApi"),
+                "responses": {**_ok("OpenAPI 3.1 document", "OpenApi"), **_errors_doc("400")},
             }
         },
     },

@@ -44,6 +44,13 @@ MAX_LATENCY_MS = 60_000.0
 DEFAULT_REORDER_GAP_MS = 10.0
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 class ImpairmentError(ValueError):
     """A requested impairment change is invalid; nothing was changed."""
 
@@ -78,7 +85,7 @@ class LinkSpec:
         def number(name: str, value: object, lo: float, hi: float) -> None:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ImpairmentError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value) or not lo <= value <= hi:
+            if not _finite(value) or not lo <= value <= hi:
                 raise ImpairmentError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
 
         number("latency_ms", self.latency_ms, 0.0, MAX_LATENCY_MS)
@@ -376,7 +383,7 @@ class ImpairmentTable:
         self._check_host(host)
         if isinstance(offset_s, bool) or not isinstance(offset_s, int | float):
             raise ImpairmentError(f"offset_s must be a number, got {offset_s!r}")
-        if not math.isfinite(offset_s) or abs(offset_s) > 10 * 365 * 86400:
+        if not _finite(offset_s) or abs(offset_s) > 10 * 365 * 86400:
             raise ImpairmentError(f"offset_s must be within +-10 years, got {offset_s!r}")
         if offset_s:
             self.clock_offsets[host] = float(offset_s)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from netsim.api import MessageTooLong
 from netsim.core.impairments import ImpairmentError
 from netsim.sim import SimWorld
 from netsim.topology import parse_topology
@@ -94,7 +96,12 @@ class WorldMachine(RuleBasedStateMachine):
 
     @rule(src=st.sampled_from(list(IPS)), dst=st.sampled_from(list(IPS)), size=st.integers(0, 1400))
     def traffic(self, src: str, dst: str, size: int) -> None:
-        self.endpoints[src].send(b"t" * size, (IPS[dst], 500))
+        endpoint = self.endpoints[src]
+        if size + 28 > endpoint.mtu_bytes:  # G-R14: above the link MTU, refused at send
+            with pytest.raises(MessageTooLong):
+                endpoint.send(b"t" * size, (IPS[dst], 500))
+            return
+        endpoint.send(b"t" * size, (IPS[dst], 500))
         self.sim.run(asyncio.sleep(0.05))
 
     @invariant()
@@ -104,6 +111,7 @@ class WorldMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             self.sim.world.reset()
+            self.sim.run(asyncio.sleep(3600))  # let datagrams still in flight land
             for host in IPS:
                 self.inboxes[host].received.clear()
             for src in IPS:

@@ -136,6 +136,7 @@ def test_clock_offset_recorded_per_host_g_r3() -> None:
         ({"mtu_bytes": 1300.5}, "mtu_bytes must be an integer"),
         ({"jitter_ms": "x"}, "jitter_ms must be a number"),
         ({"loss": float("nan")}, "loss must be between"),
+        ({"latency_ms": 10**400}, "latency_ms must be between"),
         ({"down": 1}, "down must be true or false"),
         ({"colour": 1}, "unknown impairment colour"),
     ],

@@ -76,7 +76,7 @@ class RealClock:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: DatagramHandler, public_ip: str) -> None:
+    def __init__(self, handler: DatagramHandler) -> None:
         self.handler = handler
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
@@ -126,7 +126,17 @@ class RealListener:
         await self._server.wait_closed()
 
 
+SocketFactory = Callable[[socket.SocketKind], socket.socket]
+
+
+def _plain_socket(kind: socket.SocketKind) -> socket.socket:
+    return socket.socket(socket.AF_INET, kind)
+
+
 class RealNetwork:
+    """A host's network on real sockets. `socket_factory` makes every socket (the
+    kernel backend's makes them inside the host's network namespace)."""
+
     def __init__(
         self,
         host: HostAddress,
@@ -134,11 +144,13 @@ class RealNetwork:
         bind_ip: str | None = None,
         mtu_bytes: int = 1500,
         expose: Expose | None = None,
+        socket_factory: SocketFactory = _plain_socket,
     ) -> None:
         self._host = host
         self.bind_ip = bind_ip or host.ip
         self.mtu_bytes = mtu_bytes
         self._expose = expose
+        self._socket = socket_factory
 
     @property
     def host(self) -> HostAddress:
@@ -146,17 +158,17 @@ class RealNetwork:
 
     async def open_datagram(self, port: int, handler: DatagramHandler) -> RealDatagramEndpoint:
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock = self._socket(socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)  # G-R14
             sock.bind((self.bind_ip, port))
             sock.setblocking(False)
-        except OSError:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(handler), sock=sock
+            )
+        except BaseException:
             sock.close()
             raise
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(handler, self._host.ip), sock=sock
-        )
         bound_port = sock.getsockname()[1]
         if self._expose is not None:
             await self._expose(Proto.UDP, bound_port)
@@ -170,10 +182,16 @@ class RealNetwork:
         ssl_context: ssl.SSLContext | None = None,
     ) -> RealListener:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            protocol_factory, self.bind_ip, port, ssl=ssl_context, reuse_address=True
-        )
-        bound_port = server.sockets[0].getsockname()[1]
+        sock = self._socket(socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.bind_ip, port))
+            sock.setblocking(False)
+            server = await loop.create_server(protocol_factory, sock=sock, ssl=ssl_context)
+        except BaseException:
+            sock.close()
+            raise
+        bound_port = sock.getsockname()[1]
         if self._expose is not None:
             await self._expose(Proto.TCP, bound_port)
         return RealListener(server, bound_port)
@@ -188,14 +206,20 @@ class RealNetwork:
         server_hostname: str | None = None,
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         loop = asyncio.get_running_loop()
-        return await loop.create_connection(
-            protocol_factory,
-            address,
-            port,
-            ssl=ssl_context,
-            server_hostname=server_hostname if ssl_context else None,
-            local_addr=(self.bind_ip, 0),
-        )
+        sock = self._socket(socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.bind_ip, 0))
+            await loop.sock_connect(sock, (address, port))
+            return await loop.create_connection(
+                protocol_factory,
+                sock=sock,
+                ssl=ssl_context,
+                server_hostname=server_hostname if ssl_context else None,
+            )
+        except BaseException:
+            sock.close()
+            raise
 
 
 class RealRuntime:

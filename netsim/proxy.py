@@ -164,7 +164,9 @@ class ProxyBackend:
             return
 
         async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._relay_stream(host, port, reader, writer)
+            # stop() cancels relayed streams; Python 3.11 would log the cancelled callback task
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_stream(host, port, reader, writer)
 
         self._tcp[(host.name, port)] = await asyncio.start_server(
             accepted, host.ip, port, reuse_address=True
@@ -299,7 +301,7 @@ class ProxyBackend:
                 if isinstance(verdict, Deliver):
                     await asyncio.sleep(max(0.0, verdict.at - now))
                     break
-                if isinstance(verdict, Reject) or retry_s is None:
+                if isinstance(verdict, Reject) or retry_s is None or reader.at_eof():
                     world.trace.record(
                         world.now(),
                         "tcp_refused",

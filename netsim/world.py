@@ -236,10 +236,12 @@ def parse_ports(ports: int | str | tuple[int, int]) -> tuple[int, int]:
             raise ValueError
         elif isinstance(ports, int):
             lo = hi = ports
-        else:
+        elif isinstance(ports, str):
             lo_text, sep, hi_text = ports.strip().partition("-")
             lo = int(lo_text)
             hi = int(hi_text) if sep else lo
+        else:
+            raise TypeError
     except (ValueError, TypeError) as exc:
         raise ImpairmentError(f"ports must be N or LOW-HIGH, got {ports!r}") from exc
     return lo, hi

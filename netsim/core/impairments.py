@@ -372,6 +372,8 @@ class ImpairmentTable:
         return rule, {"kind": "firewall_add", **rule.to_dict()}
 
     def remove_firewall_rule(self, rule_id: int) -> dict[str, Any]:
+        if isinstance(rule_id, bool) or not isinstance(rule_id, int):
+            raise ImpairmentError(f"a firewall rule id is a whole number, got {rule_id!r}")
         for index, rule in enumerate(self.firewall):
             if rule.id == rule_id:
                 del self.firewall[index]

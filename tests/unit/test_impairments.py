@@ -163,6 +163,7 @@ def test_invalid_impairments_are_refused_and_nothing_changes(
         (lambda t: t.add_firewall_rule(proto="udp", port_lo=0), "1-65535"),
         (lambda t: t.add_firewall_rule(proto="udp", port_lo=1, action="x"), "drop or reject"),
         (lambda t: t.remove_firewall_rule(99), "no firewall rule with id 99"),
+        (lambda t: t.remove_firewall_rule(True), "whole number"),
         (lambda t: t.set_clock_offset("a", float("inf")), "within"),
     ],
 )

@@ -1,0 +1,79 @@
+"""The alarm catalogue of a Conductor peer.
+
+Modelled on the VCS / Expressway platform's catalogue (cisco-behaviour.md 4.3);
+the Conductor's own ids and texts are UNCONFIRMED, so where the platform has
+no alarm for a condition tplab picks an id in the same numbering and says so.
+An alarm is identified by (code, subject): subject distinguishes, e.g., which
+peer a communication failure concerns.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Severity(enum.Enum):
+    WARNING = "Warning"
+    ERROR = "Error"
+    CRITICAL = "Critical"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmKind:
+    code: int
+    title: str
+    severity: Severity
+    action: str
+
+
+CATALOGUE: dict[int, AlarmKind] = {
+    kind.code: kind
+    for kind in (
+        AlarmKind(
+            20003,
+            "Invalid cluster configuration",
+            Severity.ERROR,
+            "Check System > Clustering: the peer list must include this peer's own LAN 1 "
+            "address and no address twice",
+        ),
+        AlarmKind(
+            20004,
+            "Cluster communication failure",
+            Severity.ERROR,
+            "Check the network between the peers, the pre-shared key and the peer lists",
+        ),
+        AlarmKind(
+            20007,
+            "Restart required",
+            Severity.WARNING,
+            "Go to Maintenance > Restart options and click Restart to apply saved settings",
+        ),
+        AlarmKind(
+            25002,
+            "Date and time not validated",
+            Severity.WARNING,
+            "Configure at least one reachable NTP server on System > Time",
+        ),
+        # tplab's choice (no platform alarm found): G-R11
+        AlarmKind(
+            25010,
+            "DNS servers not configured",
+            Severity.WARNING,
+            "Configure at least one DNS server on System > DNS",
+        ),
+        # tplab's choices for the platform's "insecure password in use" alarms (G-P3)
+        AlarmKind(
+            40009,
+            "Security alert: the admin account has the default password",
+            Severity.CRITICAL,
+            "Change the admin password on Users",
+        ),
+        AlarmKind(
+            40010,
+            "Security alert: the root account has the default password",
+            Severity.CRITICAL,
+            "Change the root password on Users",
+        ),
+    )
+}

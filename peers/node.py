@@ -1,0 +1,169 @@
+"""One Conductor peer: its store, certificates, alarms and admin web server.
+
+The node gets everything from its `Runtime` (clock, rng, network, data dir,
+database URL), so it runs unchanged as a real process (`python -m peers`) and
+inside the simulated world. A restart (Maintenance > Restart options) ends
+`run()` with `RESTART`: the process exits with `EXIT_RESTART` and the
+supervisor starts it again; in the simulated world the lab makes a new node.
+Pending settings (G-P7) become active when the node starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from netsim.api import Runtime
+from netsim.http import NetsimSite
+from peers.certs import make_certificates
+from peers.store import ConfigStore
+
+SOFTWARE_VERSION = "XC3.0"
+DEFAULT_PORT = 8443
+EXIT_RESTART = 75
+
+
+class Outcome(enum.Enum):
+    STOPPED = "stopped"
+    RESTART = "restart"
+
+
+class PeerNode:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        port: int = DEFAULT_PORT,
+        software_version: str = SOFTWARE_VERSION,
+    ) -> None:
+        self.runtime = runtime
+        self.port = port
+        self.software_version = software_version
+        self.store = ConfigStore(runtime.database_url, wall=runtime.clock.wall, rng=runtime.rng)
+        self._done: asyncio.Future[Outcome] | None = None
+        self._runner: web.AppRunner | None = None
+        self.started_wall = runtime.clock.wall()
+
+    # ------------------------------------------------------------ lifecycle
+    def _first_start(self) -> None:
+        """Values only this host can know, written once (the factory set-up)."""
+        settings = self.store.settings()
+        first: dict[str, Any] = {}
+        if not self.store.certificates():
+            first["dns.host_name"] = self.runtime.host.name
+        if settings["ip.lan1_address"] == "127.0.0.1" and self.runtime.host.ip != "127.0.0.1":
+            first["ip.lan1_address"] = self.runtime.host.ip
+        if first:
+            self.store.save(first, user="system")
+            self.store.apply_pending()
+
+    def _ensure_certificates(self) -> None:
+        if self.store.certificates():
+            return
+        settings = self.store.settings()
+        fqdn = ".".join(p for p in (settings["dns.host_name"], settings["dns.domain"]) if p)
+        certs = make_certificates(
+            host_name=self.runtime.host.name,
+            ip=self.runtime.host.ip,
+            fqdn=fqdn,
+            serial=self.store.serial,
+            now=self.runtime.clock.wall(),
+            rng=self.runtime.rng,
+        )
+        self.store.set_certificate("ca", certs.ca_cert_pem, certs.ca_key_pem)
+        self.store.set_certificate("server", certs.server_cert_pem, certs.server_key_pem)
+        self.store.log_event("certificates_generated", ca=f"{self.runtime.host.name} CA")
+
+    def server_ssl_context(self) -> ssl.SSLContext:
+        cert_pem, key_pem, _ = self.store.certificates()["server"]
+        ca_pem = self.store.certificates()["ca"][0]
+        tls_dir: Path = self.runtime.data_dir / "tls"
+        tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        chain, key = tls_dir / "server-chain.pem", tls_dir / "server-key.pem"
+        chain.write_text(cert_pem + ca_pem)
+        key.touch(mode=0o600)
+        key.write_text(key_pem)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(chain, key)
+        return context
+
+    async def start(self) -> None:
+        self._first_start()
+        applied = self.store.apply_pending()
+        self._ensure_certificates()
+        self.store.log_event(
+            "system_started", version=self.software_version, applied_pending=sorted(applied)
+        )
+        self.refresh_alarms()
+        from peers.web import make_app
+
+        app = make_app(self)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = NetsimSite(
+            self._runner, self.runtime.network, self.port, ssl_context=self.server_ssl_context()
+        )
+        await site.start()
+        self._done = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> Outcome:
+        """Start, serve until stopped or a restart is asked for, then clean up."""
+        await self.start()
+        assert self._done is not None
+        try:
+            return await self._done
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.store.close()
+
+    def request_restart(self, *, user: str) -> None:
+        """Maintenance > Restart options > Restart."""
+        self.store.log_event("restart_requested", user=user)
+        if self._done is not None and not self._done.done():
+            # let the answer to the restart request leave before the server goes
+            asyncio.get_running_loop().call_later(0.2, self._finish, Outcome.RESTART)
+
+    def stop(self) -> None:
+        self._finish(Outcome.STOPPED)
+
+    def _finish(self, outcome: Outcome) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(outcome)
+
+    # -------------------------------------------------------------- status
+    def ntp_state(self) -> str:
+        """System > Time Status State (G-R3): Synchronized when an NTP server is configured."""
+        return "Synchronized" if self.store.get("time.ntp_servers") else "Not synchronized"
+
+    def refresh_alarms(self) -> None:
+        settings = self.store.settings()
+        wanted: list[tuple[int, str, str]] = []
+        for name in self.store.default_passwords():
+            code = 40009 if name == "admin" else 40010
+            wanted.append(
+                (code, name, f"The {name} account still has the factory default password")
+            )
+        pending = self.store.pending()
+        if pending:
+            wanted.append(
+                (
+                    20007,
+                    "",
+                    "Saved settings take effect after a restart: " + ", ".join(sorted(pending)),
+                )
+            )
+        if not settings["dns.servers"]:
+            wanted.append((25010, "", "No DNS server is configured (System > DNS)"))
+        if not settings["time.ntp_servers"]:
+            wanted.append((25002, "", "No NTP server is configured (System > Time)"))
+        self.store.set_alarms(wanted)

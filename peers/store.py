@@ -1,0 +1,499 @@
+"""A peer's configuration store: SQLAlchemy 2, one SQLite file per peer by default.
+
+Durability: SQLite runs in WAL mode with synchronous=FULL, and every change is
+one transaction committed before the caller acknowledges it, so a crash
+(kill -9) loses no acknowledged change. Any SQLAlchemy URL is accepted.
+
+The schema is versioned (`meta.schema_version`); a database written by a newer
+schema is refused rather than misread. Values are JSON. Shared and
+peer-specific settings are kept apart by scope (G-S1 / G-S2) so replication
+(a later issue) can carry the shared ones only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidKey
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from sqlalchemy import (
+    Boolean,
+    Engine,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from peers.core.alarms import CATALOGUE
+from peers.core.settings import SETTINGS, Scope, SettingError, SettingErrors, validate_changes
+
+SCHEMA_VERSION = 1
+DEFAULT_PASSWORD = "TANDBERG"  # the platform's factory default for admin and root
+USERS = {"admin": Scope.SHARED, "root": Scope.PEER}
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class SettingRow(Base):
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(Text)
+    updated: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class PendingRow(Base):
+    __tablename__ = "pending"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    saved: Mapped[str] = mapped_column(String(40))
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    password_hash: Mapped[str] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean)
+    changed: Mapped[str] = mapped_column(String(40))
+
+
+class CertificateRow(Base):
+    __tablename__ = "certificates"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cert_pem: Mapped[str] = mapped_column(Text)
+    key_pem: Mapped[str] = mapped_column(Text)
+    created: Mapped[str] = mapped_column(String(40))
+
+
+class EventRow(Base):
+    __tablename__ = "event_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    wall: Mapped[str] = mapped_column(String(40))
+    level: Mapped[str] = mapped_column(String(8))
+    event: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class ConfigLogRow(Base):
+    __tablename__ = "config_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    wall: Mapped[str] = mapped_column(String(40))
+    user: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+    old: Mapped[str] = mapped_column(Text)
+    new: Mapped[str] = mapped_column(Text)
+    pending: Mapped[bool] = mapped_column(Boolean)
+
+
+class AlarmRow(Base):
+    __tablename__ = "alarms"
+    __table_args__ = (UniqueConstraint("code", "subject"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    raised: Mapped[str] = mapped_column(String(40))
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    applied: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def restart_required(self) -> bool:
+        return bool(self.pending)
+
+
+@dataclass(frozen=True)
+class Alarm:
+    code: int
+    subject: str
+    title: str
+    severity: str
+    action: str
+    detail: str
+    raised: str
+
+
+def _hash_password(password: str, salt: bytes) -> str:
+    kdf = Scrypt(salt=salt, length=32, n=2**14, r=8, p=1)
+    digest = kdf.derive(password.encode())
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def _check_password(password: str, stored: str) -> bool:
+    try:
+        _, salt_b64, digest_b64 = stored.split("$")
+        kdf = Scrypt(salt=base64.b64decode(salt_b64), length=32, n=2**14, r=8, p=1)
+        kdf.verify(password.encode(), base64.b64decode(digest_b64))
+    except (ValueError, InvalidKey):
+        return False
+    return True
+
+
+class ConfigStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = url
+        self._wall = wall
+        self._rng = rng or random.Random()
+        self.engine: Engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._open()
+
+    # ------------------------------------------------------------ lifecycle
+    def _open(self) -> None:
+        Base.metadata.create_all(self.engine)
+        with self._session.begin() as s:
+            version = s.get(MetaRow, "schema_version")
+            if version is None:
+                s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+                s.add(MetaRow(key="serial", value=self._new_serial()))
+                s.add(MetaRow(key="cookie_secret", value=self._rng.randbytes(32).hex()))
+                now = self._now()
+                for name, scope in USERS.items():
+                    s.add(
+                        UserRow(
+                            name=name,
+                            scope=scope.value,
+                            password_hash=_hash_password(DEFAULT_PASSWORD, self._rng.randbytes(16)),
+                            is_default=True,
+                            changed=now,
+                        )
+                    )
+            elif int(version.value) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database has schema version {version.value}, newer than this "
+                    f"software's {SCHEMA_VERSION}; refusing to open it"
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _new_serial(self) -> str:
+        return "".join(self._rng.choice("0123456789ABCDEF") for _ in range(8))
+
+    def _now(self) -> str:
+        return self._wall().isoformat(timespec="seconds")
+
+    def _meta(self, key: str) -> str:
+        with self._session() as s:
+            row = s.get(MetaRow, key)
+            if row is None:
+                raise StoreError(f"store has no {key}")
+            return row.value
+
+    @property
+    def serial(self) -> str:
+        """This peer's hardware serial number: made at first start, stable ever after."""
+        return self._meta("serial")
+
+    @property
+    def cookie_secret(self) -> bytes:
+        return bytes.fromhex(self._meta("cookie_secret"))
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._meta("schema_version"))
+
+    # ------------------------------------------------------------- settings
+    def settings(self) -> dict[str, Any]:
+        """Every active setting, defaults filled in."""
+        values = {key: setting.default for key, setting in SETTINGS.items()}
+        with self._session() as s:
+            for row in s.scalars(select(SettingRow)):
+                if row.key in values:
+                    values[row.key] = json.loads(row.value)
+        return values
+
+    def get(self, key: str) -> Any:
+        return self.settings()[key]
+
+    def pending(self) -> dict[str, Any]:
+        with self._session() as s:
+            return {row.key: json.loads(row.value) for row in s.scalars(select(PendingRow))}
+
+    def effective(self) -> dict[str, Any]:
+        """What the settings will be after the next restart."""
+        return {**self.settings(), **self.pending()}
+
+    def save(self, changes: Mapping[str, Any], *, user: str) -> SaveOutcome:
+        """Validate and store `changes` in one transaction. Restart settings (G-P7) go to
+        pending; the others apply at once. Raises SettingErrors with nothing saved."""
+        clean = validate_changes(changes)
+        active = self.settings()
+        pending = self.pending()
+        applied: dict[str, Any] = {}
+        staged: dict[str, Any] = {}
+        now = self._now()
+        with self._session.begin() as s:
+            for key, value in clean.items():
+                setting = SETTINGS[key]
+                shown_old = pending.get(key, active[key])
+                if setting.restart:
+                    row = s.get(PendingRow, key)
+                    if value == active[key]:
+                        if row is not None:
+                            s.delete(row)
+                    elif row is None:
+                        s.add(PendingRow(key=key, value=json.dumps(value), saved=now))
+                    else:
+                        row.value, row.saved = json.dumps(value), now
+                    staged[key] = value
+                else:
+                    row_s = s.get(SettingRow, key)
+                    if row_s is None:
+                        s.add(
+                            SettingRow(
+                                key=key,
+                                scope=setting.scope.value,
+                                value=json.dumps(value),
+                                updated=now,
+                                version=1,
+                            )
+                        )
+                    else:
+                        row_s.value, row_s.updated = json.dumps(value), now
+                        row_s.version += 1
+                    applied[key] = value
+                if value != shown_old:
+                    s.add(
+                        ConfigLogRow(
+                            wall=now,
+                            user=user,
+                            key=key,
+                            old=_shown(setting.secret, shown_old),
+                            new=_shown(setting.secret, value),
+                            pending=setting.restart,
+                        )
+                    )
+        remaining = self.pending()
+        return SaveOutcome(applied, {k: v for k, v in staged.items() if k in remaining})
+
+    def apply_pending(self) -> dict[str, Any]:
+        """At start: pending settings become active (G-P7)."""
+        now = self._now()
+        with self._session.begin() as s:
+            rows = list(s.scalars(select(PendingRow)))
+            applied = {}
+            for row in rows:
+                setting = SETTINGS.get(row.key)
+                if setting is None:
+                    s.delete(row)
+                    continue
+                current = s.get(SettingRow, row.key)
+                if current is None:
+                    s.add(
+                        SettingRow(
+                            key=row.key,
+                            scope=setting.scope.value,
+                            value=row.value,
+                            updated=now,
+                            version=1,
+                        )
+                    )
+                else:
+                    current.value, current.updated = row.value, now
+                    current.version += 1
+                applied[row.key] = json.loads(row.value)
+                s.delete(row)
+        return applied
+
+    # ---------------------------------------------------------------- users
+    def verify_password(self, name: str, password: str) -> bool:
+        with self._session() as s:
+            row = s.get(UserRow, name)
+            return row is not None and _check_password(password, row.password_hash)
+
+    def set_password(self, name: str, password: str, *, user: str) -> None:
+        if name not in USERS:
+            raise SettingErrors([_user_error(name, "no such account")])
+        if not isinstance(password, str):
+            raise SettingErrors([_user_error(name, "password must be text")])
+        if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+            raise SettingErrors(
+                [
+                    _user_error(
+                        name,
+                        f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters",
+                    )
+                ]
+            )
+        if password == DEFAULT_PASSWORD:
+            raise SettingErrors([_user_error(name, "password must not be the factory default")])
+        now = self._now()
+        with self._session.begin() as s:
+            row = s.get(UserRow, name)
+            assert row is not None
+            row.password_hash = _hash_password(password, self._rng.randbytes(16))
+            row.is_default = False
+            row.changed = now
+            s.add(
+                ConfigLogRow(
+                    wall=now,
+                    user=user,
+                    key=f"users.{name}.password",
+                    old="(hidden)",
+                    new="(hidden)",
+                    pending=False,
+                )
+            )
+
+    def default_passwords(self) -> list[str]:
+        """Accounts still on the factory default password (G-P3)."""
+        with self._session() as s:
+            return [row.name for row in s.scalars(select(UserRow)) if row.is_default]
+
+    # --------------------------------------------------------- certificates
+    def certificates(self) -> dict[str, tuple[str, str, str]]:
+        with self._session() as s:
+            return {
+                row.kind: (row.cert_pem, row.key_pem, row.created)
+                for row in s.scalars(select(CertificateRow))
+            }
+
+    def set_certificate(self, kind: str, cert_pem: str, key_pem: str) -> None:
+        with self._session.begin() as s:
+            row = s.get(CertificateRow, kind)
+            if row is None:
+                s.add(
+                    CertificateRow(
+                        kind=kind, cert_pem=cert_pem, key_pem=key_pem, created=self._now()
+                    )
+                )
+            else:
+                row.cert_pem, row.key_pem, row.created = cert_pem, key_pem, self._now()
+
+    # ----------------------------------------------------------------- logs
+    def log_event(self, event_name: str, *, level: str = "info", **detail: Any) -> None:
+        with self._session.begin() as s:
+            s.add(
+                EventRow(
+                    wall=self._now(),
+                    level=level,
+                    event=event_name,
+                    detail=json.dumps(detail, sort_keys=True, default=str),
+                )
+            )
+
+    def events(self, limit: int = 200) -> list[dict[str, Any]]:
+        with self._session() as s:
+            rows = s.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(limit))
+            return [
+                {
+                    "id": r.id,
+                    "time": r.wall,
+                    "level": r.level,
+                    "event": r.event,
+                    "detail": json.loads(r.detail),
+                }
+                for r in rows
+            ]
+
+    def config_log(self, limit: int = 200) -> list[dict[str, Any]]:
+        with self._session() as s:
+            rows = s.scalars(select(ConfigLogRow).order_by(ConfigLogRow.id.desc()).limit(limit))
+            return [
+                {
+                    "id": r.id,
+                    "time": r.wall,
+                    "user": r.user,
+                    "setting": r.key,
+                    "old": r.old,
+                    "new": r.new,
+                    "pending": r.pending,
+                }
+                for r in rows
+            ]
+
+    # --------------------------------------------------------------- alarms
+    def set_alarms(self, wanted: Iterable[tuple[int, str, str]]) -> None:
+        """Make the active alarms exactly `wanted` (code, subject, detail); raised times
+        of alarms that stay are kept."""
+        wanted_map = {(code, subject): detail for code, subject, detail in wanted}
+        now = self._now()
+        raised: list[tuple[int, str]] = []
+        with self._session.begin() as s:
+            existing = {(r.code, r.subject): r for r in s.scalars(select(AlarmRow))}
+            for key, row in existing.items():
+                if key not in wanted_map:
+                    s.delete(row)
+                else:
+                    row.detail = wanted_map[key]
+            for (code, subject), detail in wanted_map.items():
+                if (code, subject) not in existing:
+                    s.add(AlarmRow(code=code, subject=subject, detail=detail, raised=now))
+                    raised.append((code, subject))
+        for code, subject in raised:
+            self.log_event("alarm_raised", level="warning", code=code, subject=subject)
+
+    def alarms(self) -> list[Alarm]:
+        with self._session() as s:
+            out = []
+            for row in s.scalars(select(AlarmRow).order_by(AlarmRow.code, AlarmRow.subject)):
+                kind = CATALOGUE[row.code]
+                out.append(
+                    Alarm(
+                        row.code,
+                        row.subject,
+                        kind.title,
+                        kind.severity.value,
+                        kind.action,
+                        row.detail,
+                        row.raised,
+                    )
+                )
+            return out
+
+
+def _shown(secret: bool, value: Any) -> str:
+    if secret:
+        return "(set)" if value else "(empty)"
+    return json.dumps(value)
+
+
+def _user_error(name: str, message: str) -> SettingError:
+    return SettingError(f"users.{name}.password", f"{name} password", message)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,75 @@
+"""The peer's admin web pages and JSON API (aiohttp).
+
+Pages are server-rendered HTML forms that work without JavaScript, with the
+vendor's menu structure and field labels. Every page has a JSON twin under
+`/api/v1/` that goes through the same validation and answers the same errors.
+
+Security: pages need a login (encrypted cookie session); every form POST
+carries a per-session CSRF token; the JSON API uses HTTP Basic with the admin
+account and no cookies, so CSRF does not apply to it. Failed logins are
+written to the event log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_session import setup as setup_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from peers.web.keys import NODE
+from peers.web.security import auth_middleware, error_middleware
+
+if TYPE_CHECKING:
+    from peers.node import PeerNode
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+
+async def base_context(request: web.Request) -> dict[str, Any]:
+    """Defaults every template may rely on; page handlers override them."""
+    return {
+        "host": request.app[NODE].runtime.host,
+        "user": request.get("user"),
+        "title": "",
+        "flash": None,
+        "path": request.path,
+        "csrf": "",
+        "alarm_count": 0,
+        "restart_required": False,
+    }
+
+
+def make_app(node: PeerNode) -> web.Application:
+    from peers.web import api, views
+
+    app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
+    app[NODE] = node
+    setup_session(
+        app,
+        EncryptedCookieStorage(
+            node.store.cookie_secret,
+            cookie_name="TPLAB_SESSION",
+            secure=True,
+            httponly=True,
+            samesite="Strict",
+        ),
+    )
+    app.middlewares.append(auth_middleware)
+    env = aiohttp_jinja2.setup(
+        app,
+        context_processors=[base_context],
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals["menu"] = views.MENU
+    views.add_routes(app)
+    api.add_routes(app)
+    app.router.add_static("/static/", STATIC)
+    return app

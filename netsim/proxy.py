@@ -13,7 +13,8 @@ through the world's impairment table:
   private address, applies the connection verdict (drop = the attempt hangs and
   is retried like a SYN, reject = reset), connects to private D:dp from public
   S, and pumps each direction through a `StreamDirection` (in order, stalled
-  while the path is down, delayed by latency and bandwidth).
+  while the path is down, delayed by latency and bandwidth). A client that is not
+  a host of the topology (an administrator's browser, the CLI) is relayed as is.
 
 UDP "reject" behaves as drop in the proxy: userspace cannot send the ICMP
 error, and an unconnected UDP sender would not see it anyway.
@@ -292,7 +293,14 @@ class ProxyBackend:
         upstream: asyncio.StreamWriter | None = None
         try:
             if src is None:
-                _reset(writer)
+                # a client outside the topology (an admin's browser, the CLI): relayed as is
+                world.trace.record(
+                    world.now(), "tcp_external", src=peer[0], dst=dst.name, dport=dport
+                )
+                up_reader, upstream = await asyncio.open_connection(private_ip(dst.ip), dport)
+                await asyncio.gather(
+                    self._pump(reader, upstream, None), self._pump(up_reader, writer, None)
+                )
                 return
             sport = int(peer[1])
             for retry_s in (*SYN_RETRY_DELAYS_S, None):
@@ -334,7 +342,10 @@ class ProxyBackend:
             self._tasks.discard(task)
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: StreamDirection
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        direction: StreamDirection | None,
     ) -> None:
         """Copy one direction; a writer task delivers each chunk at its time, in order."""
         assert self.world is not None
@@ -355,6 +366,9 @@ class ProxyBackend:
         delivering = asyncio.get_running_loop().create_task(deliver())
         try:
             while data := await reader.read(STREAM_CHUNK_BYTES):
+                if direction is None:
+                    queue.put_nowait((0.0, data))
+                    continue
                 while (at := direction.offer(len(data), world.now())) is None:
                     await self._wait_change()
                 queue.put_nowait((at, data))

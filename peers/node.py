@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
+import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -167,3 +169,22 @@ class PeerNode:
         if not settings["time.ntp_servers"]:
             wanted.append((25002, "", "No NTP server is configured (System > Time)"))
         self.store.set_alarms(wanted)
+        self.publish_status()
+
+    def publish_status(self) -> None:
+        """`status.json` in the data dir: what the supervisor's status table shows."""
+        status = {
+            "host": self.runtime.host.name,
+            "url": f"https://{self.runtime.host.ip}:{self.port}/",
+            "version": self.software_version,
+            "serial": self.store.serial,
+            "alarms": [
+                {"id": a.code, "title": a.title, "subject": a.subject} for a in self.store.alarms()
+            ],
+            "restart_required": bool(self.store.pending()),
+            "started": self.started_wall.isoformat(timespec="seconds"),
+        }
+        path = self.runtime.data_dir / "status.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status, sort_keys=True, indent=1))
+        os.replace(tmp, path)

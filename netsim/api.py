@@ -134,6 +134,18 @@ class Network(Protocol):
         """Open a stream from this host to `address:port` (a public host address)."""
 
 
+@dataclass(slots=True)
+class NodeRuntime:
+    """The plain `Runtime` every world hands its nodes (real and simulated alike)."""
+
+    host: HostAddress
+    clock: Clock
+    rng: random.Random
+    network: Network
+    data_dir: Path
+    database_url: str
+
+
 class Runtime(Protocol):
     """Everything a node may use of the outside world."""
 

@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netsim.api import DatagramHandler, HostAddress
+from netsim.api import HostAddress
 from netsim.core.impairments import FirewallRule, ImpairmentTable, LinkSpec
 from netsim.real import (
     RealNetwork,
@@ -111,17 +111,6 @@ def entered_namespace(namespace: str) -> Iterator[None]:
             netns.setns(saved, flags=0)
     finally:
         os.close(saved)
-
-
-class _HandlerProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: DatagramHandler) -> None:
-        self.handler = handler
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.handler.datagram_received(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        self.handler.error_received(exc)
 
 
 class NamespacedNetwork(RealNetwork):

@@ -27,6 +27,7 @@ from netsim.api import (
     DatagramHandler,
     HostAddress,
     MessageTooLong,
+    NodeRuntime,
     Proto,
     ProtocolFactory,
 )
@@ -222,7 +223,10 @@ class RealNetwork:
             raise
 
 
-class RealRuntime:
+class RealRuntime(NodeRuntime):
+    """A runtime on real sockets: the real clock (with the host's clock offset), a
+    seeded or system-seeded RNG, and a SQLite store in `data_dir` by default."""
+
     def __init__(
         self,
         host: HostAddress,
@@ -233,34 +237,12 @@ class RealRuntime:
         seed: int | None = None,
         database_url: str | None = None,
     ) -> None:
-        self._host = host
-        self._network = network
-        self._clock = clock or RealClock()
-        self._rng = random.Random(f"{seed}:node:{host.name}" if seed is not None else None)
-        self._data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._database_url = database_url or f"sqlite:///{data_dir / 'store.sqlite'}"
-
-    @property
-    def host(self) -> HostAddress:
-        return self._host
-
-    @property
-    def clock(self) -> RealClock:
-        return self._clock
-
-    @property
-    def rng(self) -> random.Random:
-        return self._rng
-
-    @property
-    def network(self) -> RealNetwork:
-        return self._network
-
-    @property
-    def data_dir(self) -> Path:
-        return self._data_dir
-
-    @property
-    def database_url(self) -> str:
-        return self._database_url
+        super().__init__(
+            host=host,
+            clock=clock or RealClock(),
+            rng=random.Random(f"{seed}:node:{host.name}" if seed is not None else None),
+            network=network,
+            data_dir=data_dir,
+            database_url=database_url or f"sqlite:///{data_dir / 'store.sqlite'}",
+        )

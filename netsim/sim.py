@@ -37,6 +37,7 @@ from netsim.api import (
     DatagramHandler,
     HostAddress,
     MessageTooLong,
+    NodeRuntime,
     Proto,
     ProtocolFactory,
 )
@@ -387,39 +388,21 @@ class SimClock:
         return self._sim.epoch + timedelta(seconds=self._sim.loop.time() + offset_s)
 
 
-class SimRuntime:
+class SimRuntime(NodeRuntime):
+    """A runtime in the simulated world: virtual clock, RNG from the world's seed."""
+
     def __init__(self, sim: SimWorld, host: str) -> None:
         spec = sim.world.topology.host(host)
-        self._host = spec.address
-        self._clock = SimClock(sim, host)
-        self._rng = random.Random(f"{sim.world.seed}:node:{host}")
-        self._network = SimNetwork(sim, spec.address, spec.mtu_bytes)
-        self._data_dir = sim.data_root / host
-        self._data_dir.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def host(self) -> HostAddress:
-        return self._host
-
-    @property
-    def clock(self) -> SimClock:
-        return self._clock
-
-    @property
-    def rng(self) -> random.Random:
-        return self._rng
-
-    @property
-    def network(self) -> SimNetwork:
-        return self._network
-
-    @property
-    def data_dir(self) -> Path:
-        return self._data_dir
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self._data_dir / 'store.sqlite'}"
+        data_dir = sim.data_root / host
+        data_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            host=spec.address,
+            clock=SimClock(sim, host),
+            rng=random.Random(f"{sim.world.seed}:node:{host}"),
+            network=SimNetwork(sim, spec.address, spec.mtu_bytes),
+            data_dir=data_dir,
+            database_url=f"sqlite:///{data_dir / 'store.sqlite'}",
+        )
 
 
 class SimBackend:

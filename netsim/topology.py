@@ -76,10 +76,7 @@ class Topology:
         raise KeyError(f"no host {name!r} in topology {self.name!r}")
 
     def host_by_ip(self, ip: str) -> HostSpec | None:
-        for host in self.hosts:
-            if host.ip == ip:
-                return host
-        return None
+        return _by_ip(self.hosts).get(ip)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -101,6 +98,11 @@ class Topology:
                 for h in self.hosts
             ],
         }
+
+
+@cache
+def _by_ip(hosts: tuple[HostSpec, ...]) -> dict[str, HostSpec]:
+    return {host.ip: host for host in hosts}
 
 
 @cache

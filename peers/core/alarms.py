@@ -44,6 +44,49 @@ CATALOGUE: dict[int, AlarmKind] = {
             "Check the network between the peers, the pre-shared key and the peer lists",
         ),
         AlarmKind(
+            20008,
+            "Cluster replication error: software version mismatch",
+            Severity.ERROR,
+            "Every peer must run the same software version (G-R1): upgrade or remove the peer",
+        ),
+        AlarmKind(
+            20012,
+            "Cluster replication error: peer list differs",
+            Severity.ERROR,
+            "Make the Peer IP address lists identical on every peer (System > Clustering)",
+        ),
+        AlarmKind(
+            20015,
+            "Cluster replication error: local system not in peer list",
+            Severity.ERROR,
+            "Add this peer's own LAN 1 address to its peer list",
+        ),
+        # tplab's choices in the platform's cluster numbering (G-R2, G-R10, G-R5, G-R3)
+        AlarmKind(
+            20030,
+            "Cluster peer not licensed for clustering",
+            Severity.ERROR,
+            "Install a release key; all peers must be full capacity, or both Select",
+        ),
+        AlarmKind(
+            20031,
+            "Cluster peer latency too high",
+            Severity.WARNING,
+            "Peers need at most 15 ms one way, 30 ms round trip between them",
+        ),
+        AlarmKind(
+            20032,
+            "Cluster peer clock offset",
+            Severity.WARNING,
+            "Use the same, or closely synchronized, NTP servers on every peer",
+        ),
+        AlarmKind(
+            20033,
+            "Cluster peer NTP not synchronized",
+            Severity.WARNING,
+            "Check System > Time on that peer",
+        ),
+        AlarmKind(
             20007,
             "Restart required",
             Severity.WARNING,

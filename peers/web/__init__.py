@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from peers.web.keys import NODE
-from peers.web.security import auth_middleware, error_middleware
+from peers.web.keys import NODE, SERVED_CERT, USER
+from peers.web.security import auth_middleware, error_middleware, session_middleware
 
 if TYPE_CHECKING:
     from peers.node import PeerNode
@@ -32,10 +31,12 @@ STATIC = Path(__file__).parent / "static"
 
 
 async def base_context(request: web.Request) -> dict[str, Any]:
-    """Defaults every template may rely on; page handlers override them."""
+    """Defaults every template may rely on; page handlers override them. (Not an
+    aiohttp_jinja2 context processor: its middleware keeps state under a plain string
+    request key, which aiohttp 3.14 warns about.)"""
     return {
         "host": request.app[NODE].runtime.host,
-        "user": request.get("user"),
+        "user": request.get(USER),
         "title": "",
         "flash": None,
         "path": request.path,
@@ -50,23 +51,27 @@ def make_app(node: PeerNode) -> web.Application:
 
     app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
     app[NODE] = node
-    setup_session(
-        app,
-        EncryptedCookieStorage(
-            node.store.cookie_secret,
-            cookie_name="TPLAB_SESSION",
-            secure=True,
-            httponly=True,
-            samesite="Strict",
-        ),
+    certificates = node.store.certificates()
+    app[SERVED_CERT] = certificates["server"][0] if "server" in certificates else ""
+    app.middlewares.append(
+        session_middleware(
+            EncryptedCookieStorage(
+                node.store.cookie_secret,
+                cookie_name="TPLAB_SESSION",
+                secure=True,
+                httponly=True,
+                samesite="Strict",
+            )
+        )
     )
     app.middlewares.append(auth_middleware)
     env = aiohttp_jinja2.setup(
         app,
-        context_processors=[base_context],
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.globals["menu"] = views.MENU
     views.add_routes(app)

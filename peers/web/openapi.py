@@ -1,141 +1,412 @@
-"""The OpenAPI 3.1 document of the peer's JSON API, built from the settings registry."""
+"""The OpenAPI 3.1 document of the peer's JSON API, built from the settings registry.
+
+Request schemas say exactly which JSON types each field takes (`api.KIND_TYPES`),
+so a body that breaks the schema is always refused with 400; values the schema
+allows may still be refused by the registry's validators (an IPv4 address is a
+string of a particular form), also with 400 and nothing saved.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from peers.core.settings import Setting, page_settings
+from peers.store import USERS
+from peers.web.actions import ACCOUNTS, PASSWORD_FIELDS
+from peers.web.api import LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX
 from peers.web.views import SETTINGS_PAGES
 
-ERROR = {
+Schema = dict[str, Any]
+
+ERROR: Schema = {
     "type": "object",
     "required": ["error"],
     "properties": {
         "error": {"type": "string"},
-        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+        "fields": {
+            "type": "object",
+            "description": "field name -> 'Label: message'",
+            "additionalProperties": {"type": "string"},
+        },
     },
 }
+STRING: Schema = {"type": "string"}
+BOOLEAN: Schema = {"type": "boolean"}
+INTEGER: Schema = {"type": "integer"}
+STRINGS: Schema = {"type": "array", "items": STRING}
 
 
-def _field_schema(setting: Setting) -> dict[str, Any]:
+def _object(properties: dict[str, Schema], *, required: list[str] | None = None) -> Schema:
+    return {
+        "type": "object",
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+    }
+
+
+def _json(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _field_schema(setting: Setting) -> Schema:
+    """What PUT takes for one field (api.KIND_TYPES)."""
     if setting.kind == "list":
         return {
-            "oneOf": [
-                {"type": "array", "items": {"type": "string"}},
-                {"type": "string", "description": "comma or newline separated"},
+            "anyOf": [
+                {"type": "array", "items": STRING},
+                {"type": "string", "description": "entries separated by commas or new lines"},
             ]
         }
     if setting.kind == "int":
         return {"type": ["integer", "string"]}
     if setting.kind == "bool":
-        return {"type": ["boolean", "string"]}
+        return {"type": ["boolean", "string"], "description": "true / false, or On / Off"}
     if setting.kind == "choice":
         return {"type": "string", "enum": list(setting.choices)}
-    return {"type": "string"}
+    return STRING
 
 
-def _response_schema(setting: Setting) -> dict[str, Any]:
+def _value_schema(setting: Setting) -> Schema:
+    """What GET answers for one field."""
     if setting.kind == "list":
-        return {"type": "array", "items": {"type": "string"}}
+        return STRINGS
     if setting.kind == "int":
-        return {"type": "integer"}
+        return INTEGER
     if setting.kind == "bool":
-        return {"type": "boolean"}
-    return {"type": "string"}
+        return BOOLEAN
+    if setting.kind == "choice":
+        return {"type": "string", "enum": list(setting.choices)}
+    return STRING
 
 
-def _errors() -> dict[str, Any]:
-    body = {"application/json": {"schema": ERROR}}
-    return {
-        "400": {"description": "invalid input; nothing was saved", "content": body},
-        "401": {
-            "description": "HTTP Basic authentication with the admin account required",
-            "content": body,
+def _responses(ok_status: str, description: str, schema: Schema) -> dict[str, Any]:
+    body = _json(ERROR)
+    responses: dict[str, Any] = {ok_status: {"description": description, "content": _json(schema)}}
+    responses["400"] = {
+        "description": "invalid input (body, or an unknown query parameter); nothing was done",
+        "content": body,
+    }
+    responses["401"] = {
+        "description": "HTTP Basic authentication with the admin account required",
+        "content": body,
+    }
+    return responses
+
+
+def _put_body(properties: dict[str, Schema], *, required: list[str]) -> dict[str, Any]:
+    schema: Schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+    if required:
+        schema["required"] = required
+    else:
+        schema["minProperties"] = 1
+    return {"required": True, "content": _json(schema)}
+
+
+def _settings_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for spec in SETTINGS_PAGES.values():
+        settings = page_settings(spec.page)
+        names = {s.key.split(".", 1)[1]: s for s in settings}
+        values: dict[str, Schema] = {}
+        for name, s in names.items():
+            if s.secret:
+                values[f"{name}_set"] = {**BOOLEAN, "description": f"{s.label} is set"}
+            else:
+                values[name] = {**_value_schema(s), "description": s.label}
+        restart = any(s.restart for s in settings)
+        tag = spec.menu
+        paths[spec.api_path] = {
+            "get": {
+                "operationId": f"get_{spec.page}",
+                "tags": [tag],
+                "summary": f"{spec.menu} > {spec.title}",
+                "responses": _responses(
+                    "200",
+                    "the active settings, saved ones waiting for a restart, and the page status",
+                    _object(
+                        {
+                            "settings": _object(values),
+                            "pending": {
+                                "type": "object",
+                                "description": "saved values that take effect after a restart",
+                            },
+                            "restart_required": BOOLEAN,
+                            "status": {"type": "object"},
+                        }
+                    ),
+                ),
+            },
+            "put": {
+                "operationId": f"put_{spec.page}",
+                "tags": [tag],
+                "summary": f"Save {spec.menu} > {spec.title}"
+                + (" (takes effect after a restart, G-P7)" if restart else ""),
+                "requestBody": _put_body(
+                    {
+                        name: {**_field_schema(s), "description": s.label}
+                        for name, s in names.items()
+                    },
+                    required=[],
+                ),
+                "responses": _responses(
+                    "200",
+                    "saved; restart settings are pending until Maintenance > Restart options",
+                    _object(
+                        {
+                            "saved": {"type": "object"},
+                            "pending": STRINGS,
+                            "restart_required": BOOLEAN,
+                        }
+                    ),
+                ),
+            },
+        }
+    return paths
+
+
+LIMIT_PARAMETER = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "description": f"newest entries to answer (default {LOG_LIMIT_DEFAULT})",
+    "schema": {"type": "integer", "minimum": 1, "maximum": LOG_LIMIT_MAX},
+}
+
+PEER = _object(
+    {"label": STRING, "address": STRING, "status": STRING, "state": STRING},
+)
+OPTION_STATUS = _object(
+    {
+        "release_key_installed": BOOLEAN,
+        "edition": STRING,
+        "clustering_supported": BOOLEAN,
+        "capacity": {"type": "string", "enum": ["Full capacity", "TelePresence Conductor Select"]},
+    }
+)
+OVERVIEW = _object(
+    {
+        "system_host_name": STRING,
+        "system_name": STRING,
+        "fqdn": STRING,
+        "lan1_address": STRING,
+        "software_version": STRING,
+        "serial_number": STRING,
+        "time": STRING,
+        "time_zone": STRING,
+        "started": STRING,
+        "alarm_count": INTEGER,
+        "restart_required": BOOLEAN,
+        "pending": STRINGS,
+        "cluster": _object(
+            {
+                "clustered": BOOLEAN,
+                "text": STRING,
+                "peers": {"type": "array", "items": PEER},
+                "changes_pending": BOOLEAN,
+            }
+        ),
+        "option_keys": OPTION_STATUS,
+    }
+)
+EVENTS = _object(
+    {
+        "events": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": INTEGER,
+                    "time": STRING,
+                    "level": STRING,
+                    "event": STRING,
+                    "detail": {"type": "object"},
+                }
+            ),
+        }
+    }
+)
+CONFIG_LOG = _object(
+    {
+        "entries": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": INTEGER,
+                    "time": STRING,
+                    "user": STRING,
+                    "setting": STRING,
+                    "old": STRING,
+                    "new": STRING,
+                    "pending": BOOLEAN,
+                }
+            ),
+        }
+    }
+)
+ALARMS = _object(
+    {
+        "alarms": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": INTEGER,
+                    "subject": STRING,
+                    "title": STRING,
+                    "severity": {"type": "string", "enum": ["Warning", "Error", "Critical"]},
+                    "description": STRING,
+                    "action": STRING,
+                    "raised": STRING,
+                }
+            ),
+        }
+    }
+)
+CERTIFICATE = _object(
+    {
+        "subject": STRING,
+        "issuer": STRING,
+        "serial": STRING,
+        "not_before": STRING,
+        "not_after": STRING,
+        "alt_names": STRING,
+        "fingerprint_sha256": STRING,
+        "created": STRING,
+        "pem": STRING,
+    }
+)
+CERTIFICATES = _object(
+    {
+        "trusted_ca": CERTIFICATE,
+        "server": CERTIFICATE,
+        "served_fingerprint_sha256": STRING,
+        "restart_required": {
+            "type": "boolean",
+            "description": "new certificates are stored and served after a restart",
         },
     }
+)
+USERS_LIST = _object(
+    {
+        "users": {
+            "type": "array",
+            "items": _object(
+                {
+                    "name": {"type": "string", "enum": list(USERS)},
+                    "scope": {"type": "string", "enum": ["shared", "peer"]},
+                    "default_password": BOOLEAN,
+                }
+            ),
+        }
+    }
+)
+
+
+def _other_paths() -> dict[str, Any]:
+    def get(op: str, tag: str, summary: str, schema: Schema, **extra: Any) -> dict[str, Any]:
+        return {
+            "get": {
+                "operationId": op,
+                "tags": [tag],
+                "summary": summary,
+                **extra,
+                "responses": _responses("200", summary, schema),
+            }
+        }
+
+    paths: dict[str, Any] = {
+        "/api/v1/status": get("get_status", "Status", "Status > Overview", OVERVIEW),
+        "/api/v1/status/alarms": get("get_alarms", "Status", "Status > Alarms", ALARMS),
+        "/api/v1/status/events": get(
+            "get_events", "Status", "Status > Event log", EVENTS, parameters=[LIMIT_PARAMETER]
+        ),
+        "/api/v1/status/config-log": get(
+            "get_config_log",
+            "Status",
+            "Status > Configuration log",
+            CONFIG_LOG,
+            parameters=[LIMIT_PARAMETER],
+        ),
+        "/api/v1/maintenance/restart": {
+            "post": {
+                "operationId": "restart",
+                "tags": ["Maintenance"],
+                "summary": "Maintenance > Restart options > Restart (applies pending, G-P7)",
+                "responses": _responses(
+                    "202", "restarting", _object({"restarting": {"type": "boolean", "const": True}})
+                ),
+            }
+        },
+        "/api/v1/maintenance/certificates": get(
+            "get_certificates",
+            "Maintenance",
+            "Maintenance > Security certificates",
+            CERTIFICATES,
+        ),
+        "/api/v1/maintenance/certificates/regenerate": {
+            "post": {
+                "operationId": "regenerate_certificates",
+                "tags": ["Maintenance"],
+                "summary": "Make a new CA and server certificate (served after a restart)",
+                "responses": _responses("200", "the new certificates", CERTIFICATES),
+            }
+        },
+        "/api/v1/users": get("get_users", "Users", "Users", USERS_LIST),
+    }
+    for account in USERS:
+        paths[f"/api/v1/users/{account}/password"] = {
+            "put": {
+                "operationId": f"set_{account}_password",
+                "tags": ["Users"],
+                "summary": f"Users > {ACCOUNTS[account]}: change the password"
+                + (" (lowers the default-password alarm, G-P3)"),
+                "requestBody": _put_body(
+                    {
+                        name: {**STRING, "description": label}
+                        for name, label in PASSWORD_FIELDS.items()
+                    },
+                    required=list(PASSWORD_FIELDS),
+                ),
+                "responses": _responses(
+                    "200",
+                    "changed",
+                    _object(
+                        {
+                            "changed": {"type": "string", "const": account},
+                            "default_password": {"type": "boolean", "const": False},
+                        }
+                    ),
+                ),
+            }
+        }
+    paths["/api/v1/openapi.json"] = {
+        "get": {
+            "operationId": "get_openapi",
+            "tags": ["Meta"],
+            "summary": "This document",
+            "security": [],
+            "responses": {
+                "200": {"description": "the OpenAPI document", "content": _json({"type": "object"})}
+            },
+        }
+    }
+    return paths
 
 
 def document() -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    for url_part, (page, title) in SETTINGS_PAGES.items():
-        settings = page_settings(page)
-        names = {s.key.split(".", 1)[1]: s for s in settings}
-        get_props = {}
-        for name, s in names.items():
-            if s.secret:
-                get_props[f"{name}_set"] = {"type": "boolean"}
-            else:
-                get_props[name] = _response_schema(s)
-        paths[f"/api/v1/system/{url_part}"] = {
-            "get": {
-                "summary": f"System > {title}",
-                "responses": {
-                    "200": {
-                        "description": "the active settings, pending ones and the page status",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["settings", "pending", "restart_required"],
-                                    "properties": {
-                                        "settings": {"type": "object", "properties": get_props},
-                                        "pending": {"type": "object"},
-                                        "restart_required": {"type": "boolean"},
-                                        "status": {"type": "object"},
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    **_errors(),
-                },
-            },
-            "put": {
-                "summary": f"Save System > {title}"
-                + (" (takes effect after a restart)" if any(s.restart for s in settings) else ""),
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "minProperties": 1,
-                                "properties": {
-                                    name: {**_field_schema(s), "description": s.label}
-                                    for name, s in names.items()
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": {
-                        "description": "saved",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    **_errors(),
-                },
-            },
-        }
-    paths["/api/v1/maintenance/restart"] = {
-        "post": {
-            "summary": "Maintenance > Restart options > Restart",
-            "responses": {"202": {"description": "restarting"}, **_errors()},
-        }
-    }
-    paths["/api/v1/status/alarms"] = {
-        "get": {
-            "summary": "Status > Alarms",
-            "responses": {"200": {"description": "active alarms"}, **_errors()},
-        }
-    }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "tplab TelePresence Conductor peer API", "version": "1"},
+        "info": {
+            "title": "tplab TelePresence Conductor peer API",
+            "version": "1",
+            "description": "Every admin page has a twin here: same validation, same errors. "
+            "Authenticate with HTTP Basic and the admin account.",
+        },
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
         },
         "security": [{"basic": []}],
-        "paths": paths,
+        "paths": {**_settings_paths(), **_other_paths()},
     }

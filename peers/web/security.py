@@ -1,4 +1,10 @@
-"""Login sessions, CSRF tokens, HTTP Basic for the API, and error answers."""
+"""Login sessions, CSRF tokens, HTTP Basic for the API, and error answers.
+
+Sessions use aiohttp_session's `EncryptedCookieStorage` and `Session`, with
+this module's own middleware and `get_session` / `new_session`: the library's
+keep their state under plain string request keys, which aiohttp 3.14 warns
+about (`NotAppKeyWarning`); typed `web.RequestKey`s here avoid that.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +18,57 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_session import Session, get_session
+from aiohttp_session import AbstractStorage, Session
 
-from peers.web.keys import NODE
+from peers.web.keys import NODE, USER
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = ("/login", "/static/", "/api/v1/openapi.json")
 CSRF_FIELD = "csrf_token"
+
+
+_STORAGE: web.RequestKey[AbstractStorage] = web.RequestKey("session_storage")
+#: the request's session and its contents as loaded (saved only when they change)
+_SESSION: web.RequestKey[tuple[Session, dict[str, Any] | None]] = web.RequestKey("session")
+
+
+def session_middleware(storage: AbstractStorage) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[_STORAGE] = storage
+        response: web.StreamResponse | web.HTTPException
+        raised = False
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response, raised = exc, True
+        loaded = request.get(_SESSION)
+        if loaded is not None and isinstance(response, web.Response | web.HTTPException):
+            session, before = loaded
+            if before is None or dict(session) != before:
+                await storage.save_session(request, response, session)
+        if raised:
+            assert isinstance(response, web.HTTPException)
+            raise response
+        return response
+
+    return middleware
+
+
+async def get_session(request: web.Request) -> Session:
+    loaded = request.get(_SESSION)
+    if loaded is None:
+        session = await request[_STORAGE].load_session(request)
+        request[_SESSION] = loaded = (session, dict(session))
+    return loaded[0]
+
+
+async def new_session(request: web.Request) -> Session:
+    session = await request[_STORAGE].new_session()
+    request[_SESSION] = (session, None)
+    return session
 
 
 def is_api(request: web.Request) -> bool:
@@ -104,7 +152,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             response = api_error(401, "authentication required: HTTP Basic with the admin account")
             response.headers["WWW-Authenticate"] = 'Basic realm="tplab"'
             return response
-        request["user"] = credentials[0]
+        request[USER] = credentials[0]
         return await handler(request)
     session = await get_session(request)
     user = session.get("user")
@@ -116,7 +164,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         session.invalidate()
         raise web.HTTPSeeOther(f"/login?next={request.path_qs}")
     session["seen"] = now
-    request["user"] = user
+    request[USER] = user
     if request.method == "POST":
         form = await request.post()
         expected = session.get("csrf")

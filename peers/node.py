@@ -58,6 +58,9 @@ class PeerNode:
         first: dict[str, Any] = {}
         if not self.store.certificates():
             first["dns.host_name"] = self.runtime.host.name
+            # the factory install carries a release key (full capacity); labs remove it
+            # to practise G-R10 (Essentials cannot cluster)
+            first["options.release_key"] = "RK-" + self.store.serial
         if settings["ip.lan1_address"] == "127.0.0.1" and self.runtime.host.ip != "127.0.0.1":
             first["ip.lan1_address"] = self.runtime.host.ip
         if first:
@@ -77,13 +80,19 @@ class PeerNode:
             now=self.runtime.clock.wall(),
             rng=self.runtime.rng,
         )
-        self.store.set_certificate("ca", certs.ca_cert_pem, certs.ca_key_pem)
-        self.store.set_certificate("server", certs.server_cert_pem, certs.server_key_pem)
+        self.store.set_certificates(
+            {
+                "ca": (certs.ca_cert_pem, certs.ca_key_pem),
+                "server": (certs.server_cert_pem, certs.server_key_pem),
+            }
+        )
         self.store.log_event("certificates_generated", ca=f"{self.runtime.host.name} CA")
 
     def server_ssl_context(self) -> ssl.SSLContext:
-        cert_pem, key_pem, _ = self.store.certificates()["server"]
-        ca_pem = self.store.certificates()["ca"][0]
+        certificates = self.store.certificates()
+        cert_pem, key_pem, _ = certificates["server"]
+        ca_pem = certificates["ca"][0]
+        self.served_server_pem = cert_pem
         tls_dir: Path = self.runtime.data_dir / "tls"
         tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         chain, key = tls_dir / "server-chain.pem", tls_dir / "server-key.pem"
@@ -163,6 +172,11 @@ class PeerNode:
                     "",
                     "Saved settings take effect after a restart: " + ", ".join(sorted(pending)),
                 )
+            )
+        served = getattr(self, "served_server_pem", None)
+        if served and self.store.certificates()["server"][0] != served:
+            wanted.append(
+                (20007, "certificates", "New security certificates are served after a restart")
             )
         if not settings["dns.servers"]:
             wanted.append((25010, "", "No DNS server is configured (System > DNS)"))

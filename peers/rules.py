@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from peers.core.membership import config_problems
 from peers.core.settings import SETTINGS, SettingError, SettingErrors, validate_changes
 
 if TYPE_CHECKING:
@@ -42,6 +43,12 @@ def check_changes(node: PeerNode, changes: Mapping[str, Any]) -> None:
                 )
             )
         seen.setdefault(address, key)
+    for problem in config_problems(
+        [after[k] for k in PEER_KEYS], after["options.capacity"], bool(after["options.release_key"])
+    ):  # G-R10, G-R2
+        fallback = "options.release_key" if "release key" in problem else "options.capacity"
+        key = next((k for k in PEER_KEYS if clean.get(k)), fallback)
+        errors.append(SettingError(key, SETTINGS[key].label, problem))
     new_lan = clean.get("ip.lan1_address")
     if new_lan is not None and new_lan != active["ip.lan1_address"] and clustered(active):
         # G-R13: never change the LAN 1 address of a clustered peer

@@ -387,17 +387,19 @@ class ConfigStore:
                 for row in s.scalars(select(CertificateRow))
             }
 
-    def set_certificate(self, kind: str, cert_pem: str, key_pem: str) -> None:
+    def set_certificates(self, pairs: dict[str, tuple[str, str]]) -> None:
+        """Store certificates and keys by kind ("ca", "server") in one transaction, so a
+        crash never leaves a server certificate beside a CA that did not sign it."""
+        now = self._now()
         with self._session.begin() as s:
-            row = s.get(CertificateRow, kind)
-            if row is None:
-                s.add(
-                    CertificateRow(
-                        kind=kind, cert_pem=cert_pem, key_pem=key_pem, created=self._now()
+            for kind, (cert_pem, key_pem) in pairs.items():
+                row = s.get(CertificateRow, kind)
+                if row is None:
+                    s.add(
+                        CertificateRow(kind=kind, cert_pem=cert_pem, key_pem=key_pem, created=now)
                     )
-                )
-            else:
-                row.cert_pem, row.key_pem, row.created = cert_pem, key_pem, self._now()
+                else:
+                    row.cert_pem, row.key_pem, row.created = cert_pem, key_pem, now
 
     # ----------------------------------------------------------------- logs
     def log_event(self, event_name: str, *, level: str = "info", **detail: Any) -> None:

@@ -80,8 +80,12 @@ def regenerate_certificates(node: PeerNode, *, user: str) -> None:
         now=node.runtime.clock.wall(),
         rng=node.runtime.rng,
     )
-    node.store.set_certificate("ca", certs.ca_cert_pem, certs.ca_key_pem)
-    node.store.set_certificate("server", certs.server_cert_pem, certs.server_key_pem)
+    node.store.set_certificates(
+        {
+            "ca": (certs.ca_cert_pem, certs.ca_key_pem),
+            "server": (certs.server_cert_pem, certs.server_key_pem),
+        }
+    )
     node.store.log_event(
         "certificates_generated",
         user=user,

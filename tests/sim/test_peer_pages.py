@@ -617,15 +617,19 @@ def test_log_apis_refuse_a_bad_limit(lab: PeerLab, limit: str) -> None:
 # ------------------------------------------------------------ option keys
 def test_option_keys_page_and_api(admin: PeerLab) -> None:
     page = admin.page("/maintenance/option-keys").text
-    assert "TelePresence Conductor Essentials: clustering is not supported" in page
+    assert "Release key installed" in page  # the factory install carries one
     assert "Full capacity" in page
     got = conforms(
         "GET",
         "/api/v1/maintenance/option-keys",
         admin.api("GET", "/api/v1/maintenance/option-keys"),
     )
-    assert got["settings"] == {"release_key": "", "capacity": "full"}
-    assert got["status"]["release_key_installed"] is False
+    assert got["settings"]["release_key"].startswith("RK-")
+    assert got["status"]["release_key_installed"] is True
+    reply = admin.api("PUT", "/api/v1/maintenance/option-keys", {"release_key": ""})
+    assert reply.status == 200
+    page = admin.page("/maintenance/option-keys").text
+    assert "TelePresence Conductor Essentials: clustering is not supported" in page
 
     admin.post_form("/maintenance/option-keys", VALID_FORMS["options"])
     page = admin.page("/maintenance/option-keys").text
@@ -639,11 +643,33 @@ def test_option_keys_page_and_api(admin: PeerLab) -> None:
         "clustering_supported": True,
         "capacity": "TelePresence Conductor Select",
     }
-    reply = admin.api("PUT", "/api/v1/maintenance/option-keys", {"release_key": ""})
-    assert reply.status == 200
-    assert admin.api("GET", "/api/v1/maintenance/option-keys").json()["status"]["edition"] == (
-        "TelePresence Conductor Essentials: clustering is not supported"
+
+
+def test_essentials_refuses_clustering_and_select_refuses_a_third_peer_g_r10_g_r2(
+    admin: PeerLab,
+) -> None:
+    """G-R10: without a release key the Clustering page refuses peers, with the reason;
+    G-R2: TelePresence Conductor Select clusters at most two peers."""
+    assert admin.api("PUT", "/api/v1/maintenance/option-keys", {"release_key": ""}).status == 200
+    before = admin.node.store.effective()
+    reply = admin.api("PUT", "/api/v1/system/clustering", {"peer1": "127.1.2.4"})
+    assert reply.status == 400
+    assert "release key" in reply.json()["fields"]["peer1"]
+    assert admin.node.store.effective() == before
+    admin.api(
+        "PUT", "/api/v1/maintenance/option-keys", {"release_key": "RK-1", "capacity": "select"}
     )
+    reply = admin.api(
+        "PUT",
+        "/api/v1/system/clustering",
+        {"peer1": "127.1.2.4", "peer2": "127.1.2.32", "peer3": "127.1.2.33"},
+    )
+    assert reply.status == 400
+    assert "at most 2 peers" in reply.json()["error"]
+    ok = admin.api(
+        "PUT", "/api/v1/system/clustering", {"peer1": "127.1.2.4", "peer2": "127.1.2.32"}
+    )
+    assert ok.status == 200
 
 
 # ------------------------------------------------------------ certificates

@@ -32,7 +32,7 @@ $(SYSSTAMP):
 	@touch $(SYSSTAMP)
 
 run: install
-	$(VENV)/bin/tplab net serve
+	$(VENV)/bin/tplab up
 
 test: install lint
 	$(PY) -m pytest -q

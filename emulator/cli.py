@@ -2,8 +2,10 @@
 
 `tplab net serve` opens a world (a topology realised by a netsim backend) and
 serves its REST control API; the other `tplab net` commands are clients of
-that API. Later groups (`up`, `status`, `down`, `scenario`, `lab`) hang off
-the top-level `cli` group the same way `net` does.
+that API. `tplab up` runs a whole lab: the world, its control API and one
+process per host, under `emulator.supervisor`; `tplab status` and `tplab down`
+read the lab's `lab.json` from any shell. Later groups (`scenario`, `lab`)
+hang off the top-level `cli` group the same way `net` does.
 
 Exit status: 0 on success, 2 for bad input (usage errors and what the world
 refuses), 1 when the world cannot be reached or cannot start.
@@ -18,9 +20,11 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, ClassVar, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 from aiohttp import web
@@ -33,6 +37,9 @@ from netsim.control import ControlClient, ControlError, ControlUnreachable, make
 from netsim.core.impairments import LinkSpec
 from netsim.launch import BACKENDS, open_world
 from netsim.topology import Topology, TopologyError, load_topology
+
+if TYPE_CHECKING:
+    from emulator.supervisor import LabConfig
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -543,6 +550,442 @@ def trace(control: str, since: int, follow: bool, as_json: bool) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         _call(control, run)
+
+
+# ---------------------------------------------------------------------- lab
+#: how long `tplab up -d` waits beyond the start timeout, and `tplab down` for the supervisor
+DETACH_MARGIN_S = 30.0
+DOWN_TIMEOUT_S = 30.0
+LAB_POLL_S = 0.05
+LIVE_REFRESH_S = 0.5
+
+_STATE_STYLE = {
+    "up": "green",
+    "starting": "yellow",
+    "restarting": "yellow",
+    "stopping": "yellow",
+    "failed": "bold red",
+    "stopped": "dim",
+    "not built yet": "dim",
+}
+
+
+class LabFailure(CliFailure):
+    """A lab failed to start: the message keeps its lines (it may end with a log tail)."""
+
+    def __init__(self, message: str) -> None:
+        click.ClickException.__init__(self, message.rstrip())
+
+
+def _state_dir_option(f: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_STATE_DIR,
+        show_default="state/",
+        help="where the lab keeps its state (lab.json, logs, each host's data)",
+    )(f)
+
+
+def lab_table(lab: dict[str, Any]) -> Table:
+    """One row per host: URL, state, PID, alarms, restart required, restarts and notes."""
+    table = Table(
+        title=f"lab {lab.get('topology_name', '?')} ({lab.get('backend', '?')} backend): "
+        f"{lab.get('state', '?')}",
+        title_justify="left",
+    )
+    columns = ("host", "role", "URL", "state", "pid", "restarts", "alarms", "restart req.", "note")
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("URL", "host"))
+    for host in lab.get("hosts", []):
+        state = str(host.get("state", "?"))
+        style = _STATE_STYLE.get(state, "")
+        built = state != "not built yet"
+        alarms, required = host.get("alarms"), host.get("restart_required")
+        table.add_row(
+            host["host"],
+            host.get("role", ""),
+            host.get("url") or "",
+            f"[{style}]{state}[/]" if style else state,
+            "" if host.get("pid") is None or not built else str(host["pid"]),
+            str(host.get("restarts", 0)) if built else "",
+            "" if alarms is None else str(alarms),
+            "" if required is None else ("yes" if required else "no"),
+            str(host.get("note") or ""),
+        )
+    return table
+
+
+def _login_lines(lab: dict[str, Any]) -> list[str]:
+    from emulator.supervisor import DEFAULT_PASSWORD, DEFAULT_USER
+
+    urls = [h["url"] for h in lab.get("hosts", []) if h.get("url")]
+    lines = [
+        f"log in at {', '.join(urls)} as {DEFAULT_USER} / {DEFAULT_PASSWORD} "
+        "(each peer signs its certificate with its own CA: accept the browser's warning)"
+    ]
+    if lab.get("backend") == "kernel":
+        lines.append(
+            "kernel backend: the hosts' addresses exist only inside their namespaces "
+            f"({', '.join(lab.get('namespaces', []))}); use `ip netns exec NAMESPACE ...`"
+        )
+    lines.append(f"network control API: {lab.get('control')} (tplab net ... --control URL)")
+    return lines
+
+
+def _refuse_running_lab(state_dir: Path) -> None:
+    from emulator.supervisor import read_lab, supervisor_alive
+
+    lab = read_lab(state_dir)
+    if lab is None:
+        return
+    if supervisor_alive(lab):
+        raise CliFailure(
+            f"a lab is already running on {state_dir} (supervisor pid {lab['supervisor_pid']}); "
+            f"see `tplab status --state-dir {state_dir}`, stop it with "
+            f"`tplab down --state-dir {state_dir}`"
+        )
+    _refuse_orphans(lab, state_dir)
+
+
+def _refuse_orphans(lab: dict[str, Any], state_dir: Path) -> None:
+    """Processes of a lab whose supervisor died (killed with SIGKILL, crashed)."""
+    from emulator.supervisor import live_children
+
+    orphans = live_children(lab)
+    if orphans:
+        listed = ", ".join(f"{h['host']} (pid {h['pid']})" for h in orphans)
+        raise CliFailure(
+            f"the supervisor of the lab on {state_dir} is gone but its processes still run: "
+            f"{listed}; stop them with `tplab down --state-dir {state_dir}`"
+        )
+
+
+def _down_hint(state_dir: Path) -> str:
+    default = state_dir.resolve() == DEFAULT_STATE_DIR.resolve()
+    return "tplab down" if default else f"tplab down --state-dir {state_dir}"
+
+
+@cli.command()
+@click.option(
+    "--topology",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEFAULT_TOPOLOGY,
+    show_default="scenarios/topologies/default.yaml",
+    help="topology YAML file",
+)
+@click.option(
+    "--netsim",
+    "backend",
+    type=click.Choice(BACKENDS),
+    default="proxy",
+    show_default=True,
+    help="how the network is realised",
+)
+@_state_dir_option
+@click.option("--seed", type=int, default=None, help="seed of the world and of every host")
+@click.option(
+    "--control",
+    "control",
+    metavar="HOST:PORT",
+    default=None,
+    help=f"address of the network control API [default: ${CONTROL_ENV} or {DEFAULT_CONTROL}]",
+)
+@click.option(
+    "--start-timeout",
+    "start_timeout_s",
+    type=click.FloatRange(min=1.0),
+    default=60.0,
+    show_default=True,
+    help="seconds each host has to answer before the lab gives up",
+)
+@click.option("-d", "--detach", is_flag=True, help="run the lab in the background and return")
+def up(
+    topology: Path,
+    backend: str,
+    state_dir: Path,
+    seed: int | None,
+    control: str | None,
+    start_timeout_s: float,
+    detach: bool,
+) -> None:
+    """Start the lab: the world, its control API and one process per host.
+
+    In the foreground it shows a live status table until Ctrl-C, then stops
+    everything. With -d it returns once every host answers; stop it with
+    `tplab down`.
+    """
+    from emulator.supervisor import LabConfig
+
+    try:
+        host, port = listen_address(control or _env_control() or DEFAULT_CONTROL)
+    except click.BadParameter as exc:
+        raise CliError(f"--control: {exc.format_message()}") from exc
+    try:
+        parsed = load_topology(topology)
+    except TopologyError as exc:
+        raise CliError(str(exc)) from exc
+    _refuse_running_lab(state_dir)
+    config = LabConfig(
+        topology_path=topology,
+        state_dir=state_dir,
+        backend=backend,
+        seed=seed,
+        control_host=host,
+        control_port=port,
+        start_timeout_s=start_timeout_s,
+    )
+    if detach:
+        _up_detached(config)
+    else:
+        _up_foreground(config, parsed)
+
+
+def _up_foreground(config: LabConfig, topology: Topology) -> None:
+    from rich.live import Live
+
+    from emulator.supervisor import Supervisor, SupervisorError, run_until_signalled
+    from emulator.supervisor import with_peer_status as merge
+
+    console = _console()
+
+    def event(message: str) -> None:
+        console.print(f"[dim]{datetime.now(UTC).astimezone():%H:%M:%S}[/] {message}")
+
+    supervisor = Supervisor(config, topology, on_event=event)
+
+    def table() -> Table:
+        return lab_table(merge(supervisor.snapshot(), supervisor.state_dir))
+
+    def ready(sup: Supervisor) -> None:
+        for line in _login_lines(sup.snapshot()):
+            console.print(line, soft_wrap=True)
+        console.print(
+            f"Ctrl-C (or `{_down_hint(config.state_dir)}` elsewhere) stops the lab", soft_wrap=True
+        )
+
+    async def go() -> None:
+        with Live(table(), console=console, auto_refresh=False) as live:
+
+            async def refresh() -> None:
+                while True:
+                    live.update(table(), refresh=True)
+                    await asyncio.sleep(LIVE_REFRESH_S)
+
+            refresher = asyncio.create_task(refresh())
+            try:
+                await run_until_signalled(supervisor, ready)
+            finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+                live.update(table(), refresh=True)
+
+    try:
+        asyncio.run(go())
+    except SupervisorError as exc:
+        raise LabFailure(str(exc)) from exc
+    finally:
+        if not console.is_terminal:
+            click.echo()  # a live display that is not a terminal ends without a newline
+    click.echo("lab stopped")
+
+
+def _up_detached(config: LabConfig) -> None:
+    from emulator.supervisor import (
+        LAB_FILE,
+        SUPERVISOR_LOG,
+        lab_status,
+        live_children,
+        log_tail,
+        signal_pids,
+    )
+
+    state_dir: Path = config.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir / SUPERVISOR_LOG
+    with log.open("a") as f:
+        f.write(f"--- {datetime.now(UTC).astimezone().isoformat(timespec='seconds')} tplab up -d\n")
+    argv = [
+        sys.executable,
+        "-m",
+        "emulator.supervisor",
+        "--topology",
+        str(config.topology_path.resolve()),
+        "--netsim",
+        config.backend,
+        "--state-dir",
+        str(state_dir),
+        "--control-host",
+        config.control_host,
+        "--control-port",
+        str(config.control_port),
+        "--start-timeout",
+        str(config.start_timeout_s),
+    ]
+    if config.seed is not None:
+        argv += ["--seed", str(config.seed)]
+    # a session of its own, no Popen object: the supervisor outlives this command
+    pid = os.posix_spawn(
+        sys.executable,
+        argv,
+        dict(os.environ),
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
+    total_s = config.start_timeout_s + DETACH_MARGIN_S
+    deadline = time.monotonic() + total_s
+    exit_code: int | None = None
+    while True:
+        if exit_code is None:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                exit_code = os.waitstatus_to_exitcode(status)
+        lab = lab_status(state_dir)
+        mine = lab is not None and lab.get("supervisor_pid") == pid
+        if lab is not None and mine and lab["state"] == "running":
+            break
+        if exit_code is not None or (lab is not None and mine and lab["state"] == "failed"):
+            if exit_code is None:
+                exit_code = _reap(pid, config.stop_timeout_s * 3 + DETACH_MARGIN_S)
+            reason = lab["error"] if lab is not None and mine and lab.get("error") else ""
+            if not reason:
+                reason = f"the supervisor exited ({exit_code}); last lines of {log}:\n"
+                reason += log_tail(log)
+            raise LabFailure(f"the lab did not start: {reason}")
+        if time.monotonic() > deadline:
+            # the supervisor stops its children on SIGTERM; if it cannot, they go by PID
+            os.kill(pid, signal.SIGTERM)
+            if _reap(pid, DOWN_TIMEOUT_S) is None:
+                os.kill(pid, signal.SIGKILL)
+                _reap(pid, DOWN_TIMEOUT_S)
+                left = live_children(lab) if lab is not None and mine else []
+                signal_pids([(h["pid"], h.get("pid_start")) for h in left], signal.SIGKILL)
+            raise LabFailure(
+                f"the lab did not come up within {total_s:g} s; "
+                f"see {log} and {state_dir / LAB_FILE}"
+            )
+        time.sleep(LAB_POLL_S)
+    console = _console()
+    console.print(lab_table(lab))
+    click.echo(
+        f"lab {lab['topology_name']} is running in the background (supervisor pid {pid}, log {log})"
+    )
+    for line in _login_lines(lab):
+        click.echo(line)
+    click.echo(f"stop it with `{_down_hint(config.state_dir)}`")
+
+
+def _reap(pid: int, timeout_s: float) -> int | None:
+    """Wait (bounded) for our child `pid` to exit; its exit status, or None."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(LAB_POLL_S)
+    return None
+
+
+@cli.command()
+@_state_dir_option
+@click.option("--json", "as_json", is_flag=True, help="print the lab's state as JSON")
+def status(state_dir: Path, as_json: bool) -> None:
+    """Show the running lab: each host's URL, state, PID, alarms and restart notices."""
+    from emulator.supervisor import lab_status
+
+    lab = lab_status(state_dir)
+    if lab is not None and not lab["running"]:
+        _refuse_orphans(lab, state_dir)
+    if lab is None or not lab["running"]:
+        raise CliFailure(f"no lab is running on {state_dir}; start one with `tplab up`")
+    if as_json:
+        click.echo(json.dumps(lab, indent=2, sort_keys=True))
+        return
+    console = _console()
+    console.print(lab_table(lab))
+    click.echo(
+        f"supervisor pid {lab['supervisor_pid']}, started {lab['started']}, "
+        f"state dir {lab['state_dir']}"
+    )
+    for line in _login_lines(lab):
+        click.echo(line)
+
+
+@cli.command()
+@_state_dir_option
+def down(state_dir: Path) -> None:
+    """Stop the lab running on the state dir: every host process, the control API, the world."""
+    from emulator.supervisor import (
+        live_children,
+        read_lab,
+        same_process,
+        signal_pids,
+        supervisor_alive,
+    )
+
+    lab = read_lab(state_dir)
+    if lab is None:
+        click.echo(f"no lab is running on {state_dir}")
+        return
+    children = live_children(lab)
+    pids = [(h["pid"], h.get("pid_start")) for h in children]
+    if supervisor_alive(lab):
+        supervisor = (lab["supervisor_pid"], lab.get("supervisor_start"))
+        signal_pids([supervisor], signal.SIGTERM)
+        click.echo(f"stopping lab {lab.get('topology_name')} (supervisor pid {supervisor[0]})")
+        if not _wait_gone([supervisor], DOWN_TIMEOUT_S):
+            signal_pids([supervisor], signal.SIGKILL)
+            click.echo(f"the supervisor did not stop within {DOWN_TIMEOUT_S:g} s: killed it")
+    elif children:
+        click.echo(f"the supervisor of the lab on {state_dir} is gone; stopping what it left")
+    else:
+        click.echo(f"no lab is running on {state_dir}")
+        return
+    # what the supervisor did not stop (it was killed, or crashed): by PID, bounded
+    left = signal_pids(pids, signal.SIGTERM)
+    if left and not _wait_gone(pids, DOWN_TIMEOUT_S):
+        signal_pids(pids, signal.SIGKILL)
+        _wait_gone(pids, DOWN_TIMEOUT_S)
+    if not supervisor_alive(lab):
+        _remove_namespaces(lab.get("namespaces", []))
+    stopped = ", ".join(f"{h['host']} (pid {h['pid']})" for h in children) or "no host process"
+    still = [pid for pid, start in pids if same_process(pid, start)]
+    if still:
+        raise CliFailure(f"stopped {stopped}, but these processes are still there: {still}")
+    click.echo(f"stopped {stopped}; the world is down")
+
+
+def _wait_gone(pids: list[tuple[int, int | None]], timeout_s: float) -> bool:
+    from emulator.supervisor import same_process
+
+    deadline = time.monotonic() + timeout_s
+    while any(same_process(pid, start) for pid, start in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(LAB_POLL_S)
+    return True
+
+
+def _remove_namespaces(names: list[str]) -> None:
+    """Namespaces a dead supervisor of a kernel-backend lab left behind (only those it
+    recorded)."""
+    if not names:
+        return
+    try:
+        from pyroute2 import netns
+    except ImportError:
+        return
+    existing = set(netns.listnetns())
+    for name in names:
+        if name in existing:
+            with contextlib.suppress(OSError):
+                netns.remove(name)
+                click.echo(f"removed network namespace {name}")
 
 
 def main() -> None:

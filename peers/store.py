@@ -13,8 +13,10 @@ peer-specific settings are kept apart by scope (G-S1 / G-S2) so replication
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import random
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -174,6 +176,8 @@ class ConfigStore:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._verify_secret = secrets.token_bytes(32)
+        self._verified: dict[str, tuple[bytes, str]] = {}
         self._open()
 
     # ------------------------------------------------------------ lifecycle
@@ -336,9 +340,21 @@ class ConfigStore:
 
     # ---------------------------------------------------------------- users
     def verify_password(self, name: str, password: str) -> bool:
+        """scrypt costs ~40 ms and 16 MiB; a password verified once against the stored hash
+        is remembered in this process (keyed by an HMAC under a per-process secret, never the
+        password itself) until that hash changes, so API polling stays cheap."""
         with self._session() as s:
             row = s.get(UserRow, name)
-            return row is not None and _check_password(password, row.password_hash)
+            if row is None:
+                return False
+            stored = row.password_hash
+        token = hmac.new(self._verify_secret, f"{name}\0{password}".encode(), "sha256").digest()
+        if self._verified.get(name) == (token, stored):
+            return True
+        if not _check_password(password, stored):
+            return False
+        self._verified[name] = (token, stored)
+        return True
 
     def set_password(self, name: str, password: str, *, user: str) -> None:
         if name not in USERS:

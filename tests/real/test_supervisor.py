@@ -1,0 +1,328 @@
+"""`tplab up -d` / `status` / `down` end to end: a real supervisor, real peer processes.
+
+The lab is a topology of its own (two conductors and a VCS on 127.93.X.1-3, X drawn
+per session), in a temporary state dir, with its control API on a free port, so it
+runs beside a live `make run` lab and other test sessions. Every test tears its lab
+down in `finally` and then signals, by PID, whatever lab.json still records as alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from emulator.paths import REPO_ROOT
+from emulator.supervisor import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    EXIT_RESTART,
+    PEER_PORT,
+    read_lab,
+    same_process,
+    signal_pids,
+)
+
+#: bound on every wait (generous: two shared cores, peers generate keys on first start)
+WAIT_S = 60.0
+POLL_S = 0.1
+CLI_TIMEOUT_S = 120.0
+
+_X = random.Random().randrange(1, 250)
+
+
+def test_supervisor_constants_match_the_peer() -> None:
+    """The supervisor does not import the peer (start-up time); its copies must agree."""
+    from peers.node import DEFAULT_PORT
+    from peers.node import EXIT_RESTART as PEER_EXIT_RESTART
+    from peers.store import DEFAULT_PASSWORD as PEER_PASSWORD
+
+    assert (EXIT_RESTART, PEER_PORT, DEFAULT_PASSWORD) == (
+        PEER_EXIT_RESTART,
+        DEFAULT_PORT,
+        PEER_PASSWORD,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def tplab(*args: str) -> CliResult:
+    """Run the `tplab` command line in a process of its own (bounded)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "emulator.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT_S)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return CliResult(proc.returncode, out.decode(), err.decode())
+
+
+@dataclass
+class LabDir:
+    state_dir: Path
+    topology: Path
+    ips: dict[str, str]
+    control: str
+
+    def args(self) -> list[str]:
+        return ["--state-dir", str(self.state_dir)]
+
+    async def status(self) -> dict[str, Any]:
+        result = await tplab("status", "--json", *self.args())
+        assert result.returncode == 0, result.stderr
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+    def recorded_pids(self) -> list[tuple[int, int | None]]:
+        """Every PID lab.json records: the supervisor's and each child's."""
+        lab = read_lab(self.state_dir) or {}
+        pids = [(lab["supervisor_pid"], lab.get("supervisor_start"))] if lab else []
+        pids += [(h["pid"], h.get("pid_start")) for h in lab.get("hosts", []) if h.get("pid")]
+        return pids
+
+
+@pytest.fixture
+async def lab_dir() -> AsyncIterator[LabDir]:
+    ips = {
+        "conductor-a": f"127.93.{_X}.1",
+        "conductor-b": f"127.93.{_X}.2",
+        "vcs": f"127.93.{_X}.3",
+    }
+    with tempfile.TemporaryDirectory(prefix="tplab-sup-") as tmp:
+        topology = Path(tmp) / "lab.yaml"
+        topology.write_text(
+            "version: 1\nname: sup-test\n"
+            "services:\n  conductor: [tcp/8443]\n  vcs: [tcp/8443]\nhosts:\n"
+            + "".join(
+                f"  - {{name: {name}, role: {name.split('-')[0]}, ip: {ip}}}\n"
+                for name, ip in ips.items()
+            )
+        )
+        lab = LabDir(Path(tmp) / "state", topology, ips, f"127.0.0.1:{free_port()}")
+        try:
+            yield lab
+        finally:
+            # even on failure: stop the lab, then whatever it recorded that is still alive
+            with contextlib.suppress(Exception):
+                await tplab("down", *lab.args())
+            pids = lab.recorded_pids()
+            signal_pids(pids, signal.SIGKILL)
+            await wait_gone(pids)
+
+
+async def wait_gone(pids: list[tuple[int, int | None]]) -> bool:
+    deadline = time.monotonic() + WAIT_S
+    while any(same_process(pid, start) for pid, start in pids):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(POLL_S)
+    return True
+
+
+def api_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        headers={"Authorization": aiohttp.encode_basic_auth(DEFAULT_USER, DEFAULT_PASSWORD)},
+        timeout=aiohttp.ClientTimeout(total=10),
+    )
+
+
+async def api(
+    session: aiohttp.ClientSession, method: str, url: str, body: Any = None
+) -> tuple[int, Any]:
+    async with session.request(method, url, json=body, ssl=False) as response:
+        return response.status, await response.json()
+
+
+def hosts_by_name(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {host["host"]: host for host in status["hosts"]}
+
+
+async def test_up_status_restart_down(lab_dir: LabDir) -> None:
+    """G-P7: a clustering change saved before Maintenance > Restart is active after it;
+    the supervisor starts the peer again at once (new PID); `tplab down` stops every
+    process it started."""
+    result = await tplab(
+        "up",
+        "-d",
+        "--topology",
+        str(lab_dir.topology),
+        "--control",
+        lab_dir.control,
+        *lab_dir.args(),
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert f"{DEFAULT_USER} / {DEFAULT_PASSWORD}" in result.stdout
+
+    status = await lab_dir.status()
+    assert status["running"] is True
+    assert status["control"] == f"http://{lab_dir.control}"
+    hosts = hosts_by_name(status)
+    for name in ("conductor-a", "conductor-b"):
+        assert hosts[name]["state"] == "up"
+        assert hosts[name]["url"] == f"https://{lab_dir.ips[name]}:8443/"
+        assert same_process(hosts[name]["pid"], hosts[name]["pid_start"])
+        assert hosts[name]["restart_required"] is False
+    assert hosts["vcs"]["state"] == "not built yet"
+    assert hosts["vcs"]["url"] is None
+
+    url = hosts["conductor-a"]["url"]
+    old_pid, old_start = hosts["conductor-a"]["pid"], hosts["conductor-a"]["pid_start"]
+    other_pid = hosts["conductor-b"]["pid"]
+    peers = {"peer1": lab_dir.ips["conductor-a"], "peer2": lab_dir.ips["conductor-b"]}
+    async with api_session() as session:
+        code, saved = await api(session, "PUT", url + "api/v1/system/clustering", peers)
+        assert code == 200, saved
+        assert saved["pending"] == ["peer1", "peer2"]
+        assert hosts_by_name(await lab_dir.status())["conductor-a"]["restart_required"] is True
+        code, _ = await api(session, "POST", url + "api/v1/maintenance/restart")
+        assert code == 202
+
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            host = hosts_by_name(await lab_dir.status())["conductor-a"]
+            if host["state"] == "up" and host["pid"] != old_pid:
+                break
+            assert host["state"] != "failed", host
+            assert time.monotonic() < deadline, f"conductor-a did not come back: {host}"
+            await asyncio.sleep(POLL_S)
+        assert host["restarts"] == 1
+        assert host["note"] == "restarted on request"
+        assert not same_process(old_pid, old_start)
+
+        code, page = await api(session, "GET", url + "api/v1/system/clustering")
+        assert code == 200
+        assert {k: page["settings"][k] for k in peers} == peers
+        assert page["pending"] == {}
+        assert page["restart_required"] is False
+
+    status = await lab_dir.status()
+    assert hosts_by_name(status)["conductor-b"]["pid"] == other_pid  # untouched
+    pids = lab_dir.recorded_pids()
+    assert len(pids) == 3  # the supervisor and two conductors
+
+    result = await tplab("down", *lab_dir.args())
+    assert result.returncode == 0, result.stderr
+    assert "conductor-a" in result.stdout
+    assert "conductor-b" in result.stdout
+    assert await wait_gone(pids), [p for p, s in pids if same_process(p, s)]
+    final = read_lab(lab_dir.state_dir)
+    assert final is not None
+    assert final["state"] == "stopped"
+    assert {h["state"] for h in final["hosts"] if h["role"] == "conductor"} == {"stopped"}
+
+    again = await tplab("status", *lab_dir.args())
+    assert again.returncode == 1
+    assert "no lab is running" in again.stderr
+    again = await tplab("down", *lab_dir.args())
+    assert again.returncode == 0
+    assert "no lab is running" in again.stdout
+
+
+async def test_second_lab_on_the_same_state_dir_is_refused(lab_dir: LabDir) -> None:
+    up = ["up", "-d", "--topology", str(lab_dir.topology), *lab_dir.args()]
+    first = await tplab(*up, "--control", lab_dir.control)
+    assert first.returncode == 0, first.stderr
+    second = await tplab(*up, "--control", f"127.0.0.1:{free_port()}")
+    assert second.returncode == 1
+    assert "a lab is already running" in second.stderr
+    assert (await lab_dir.status())["state"] == "running"
+
+
+async def test_down_and_status_without_a_lab(lab_dir: LabDir) -> None:
+    down = await tplab("down", *lab_dir.args())
+    assert down.returncode == 0
+    assert "no lab is running" in down.stdout
+    status = await tplab("status", "--json", *lab_dir.args())
+    assert status.returncode == 1
+    assert "no lab is running" in status.stderr
+
+
+async def test_a_peer_that_cannot_start_fails_up_with_its_log(lab_dir: LabDir) -> None:
+    """`up -d` names the host that did not come up and shows the end of its log; the
+    lab it began is stopped (no process left)."""
+    from netsim.proxy import private_ip
+
+    with socket.socket() as taken:  # conductor-b's port behind the proxy is in use
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # earlier tests' TIME_WAIT
+        taken.bind((private_ip(lab_dir.ips["conductor-b"]), PEER_PORT))
+        taken.listen()
+        result = await tplab(
+            "up",
+            "-d",
+            "--topology",
+            str(lab_dir.topology),
+            "--control",
+            lab_dir.control,
+            *lab_dir.args(),
+        )
+    assert result.returncode == 1
+    assert "conductor-b exited with status 1" in result.stderr
+    assert "process.log" in result.stderr
+    assert "error:" in result.stderr  # the peer's own message, from the end of its log
+    lab = read_lab(lab_dir.state_dir)
+    assert lab is not None
+    assert lab["state"] == "failed"
+    assert await wait_gone(lab_dir.recorded_pids())
+
+
+async def test_down_after_the_supervisor_was_killed(lab_dir: LabDir) -> None:
+    """With the supervisor gone (SIGKILL), `status` and `up` point at the processes it
+    left, and `down` stops them by the PIDs lab.json recorded."""
+    up = ["up", "-d", "--topology", str(lab_dir.topology), "--control", lab_dir.control]
+    result = await tplab(*up, *lab_dir.args())
+    assert result.returncode == 0, result.stderr
+    lab = read_lab(lab_dir.state_dir)
+    assert lab is not None
+    supervisor = [(lab["supervisor_pid"], lab["supervisor_start"])]
+    assert signal_pids(supervisor, signal.SIGKILL) == [lab["supervisor_pid"]]
+    assert await wait_gone(supervisor)
+    children = [(h["pid"], h["pid_start"]) for h in lab["hosts"] if h["pid"]]
+    assert len(children) == 2
+    assert all(same_process(pid, start) for pid, start in children)
+
+    status = await tplab("status", *lab_dir.args())
+    assert status.returncode == 1
+    assert "the supervisor of the lab" in status.stderr
+    again = await tplab(*up, *lab_dir.args())
+    assert again.returncode == 1
+    assert "still run" in again.stderr
+
+    down = await tplab("down", *lab_dir.args())
+    assert down.returncode == 0, down.stderr
+    assert "is gone; stopping what it left" in down.stdout
+    assert await wait_gone(children)

@@ -38,11 +38,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from peers.core.alarms import CATALOGUE
+from peers.core.hlc import HybridClock, Version
+from peers.core.replication import Entry
 from peers.core.settings import SETTINGS, Scope, SettingError, SettingErrors, validate_changes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: shared settings live in replicated entries under this prefix (G-S1)
+SETTING_PREFIX = "setting:"
+ADMIN_ENTRY = "user:admin"
 DEFAULT_PASSWORD = "TANDBERG"  # the platform's factory default for admin and root
-USERS = {"admin": Scope.SHARED, "root": Scope.PEER}
+USERS = {"admin": Scope.SHARED, "root": Scope.PEER}  # admin: a replicated entry
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 
@@ -68,6 +73,24 @@ class SettingRow(Base):
     value: Mapped[str] = mapped_column(Text)
     updated: Mapped[str] = mapped_column(String(40))
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class SharedRow(Base):
+    """One replicated entry (shared configuration, G-S1): last-writer-wins by version."""
+
+    __tablename__ = "shared_entries"
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    wall_ms: Mapped[int] = mapped_column(Integer)
+    counter: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(64))
+
+    def entry(self) -> Entry:
+        version = Version(self.wall_ms, self.counter, self.origin)
+        return Entry(
+            self.key, version, self.deleted, None if self.deleted else json.loads(self.value)
+        )
 
 
 class PendingRow(Base):
@@ -128,6 +151,8 @@ class AlarmRow(Base):
 class SaveOutcome:
     applied: dict[str, Any] = field(default_factory=dict)
     pending: dict[str, Any] = field(default_factory=dict)
+    #: replicated entries this save wrote (the node hands them to replication)
+    entries: list[Entry] = field(default_factory=list)
 
     @property
     def restart_required(self) -> bool:
@@ -187,24 +212,81 @@ class ConfigStore:
             version = s.get(MetaRow, "schema_version")
             if version is None:
                 s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
-                s.add(MetaRow(key="serial", value=self._new_serial()))
+                serial = self._new_serial()
+                s.add(MetaRow(key="serial", value=serial))
                 s.add(MetaRow(key="cookie_secret", value=self._rng.randbytes(32).hex()))
-                now = self._now()
-                for name, scope in USERS.items():
-                    s.add(
-                        UserRow(
-                            name=name,
-                            scope=scope.value,
-                            password_hash=_hash_password(DEFAULT_PASSWORD, self._rng.randbytes(16)),
-                            is_default=True,
-                            changed=now,
-                        )
+                s.add(MetaRow(key="established", value="1"))
+                s.add(
+                    UserRow(
+                        name="root",
+                        scope=Scope.PEER.value,
+                        password_hash=_hash_password(DEFAULT_PASSWORD, self._rng.randbytes(16)),
+                        is_default=True,
+                        changed=self._now(),
                     )
+                )
+                clock = HybridClock(serial)
+                admin = {
+                    "hash": _hash_password(DEFAULT_PASSWORD, self._rng.randbytes(16)),
+                    "default": True,
+                }
+                self._put(s, Entry(ADMIN_ENTRY, clock.tick(self._wall_ms()), False, admin))
             elif int(version.value) > SCHEMA_VERSION:
                 raise StoreError(
                     f"the database has schema version {version.value}, newer than this "
                     f"software's {SCHEMA_VERSION}; refusing to open it"
                 )
+            elif int(version.value) == 1:
+                self._migrate_1_to_2(s)
+                version.value = "2"
+        self.hlc = HybridClock(self.serial)
+        for entry in self.shared_entries():
+            self.hlc.observe(entry.version, entry.version.wall_ms)
+
+    def _migrate_1_to_2(self, s: Any) -> None:
+        """Schema 2 keeps shared settings and the admin account in replicated entries."""
+        clock = HybridClock(self._meta_in(s, "serial"))
+        for row in list(s.scalars(select(SettingRow))):
+            if row.scope == Scope.SHARED.value:
+                version = clock.tick(self._wall_ms())
+                self._put(s, Entry(SETTING_PREFIX + row.key, version, False, json.loads(row.value)))
+                s.delete(row)
+        admin = s.get(UserRow, "admin")
+        if admin is not None:
+            value = {"hash": admin.password_hash, "default": admin.is_default}
+            self._put(s, Entry(ADMIN_ENTRY, clock.tick(self._wall_ms()), False, value))
+            s.delete(admin)
+        s.add(MetaRow(key="established", value="1"))
+
+    @staticmethod
+    def _meta_in(s: Any, key: str) -> str:
+        row = s.get(MetaRow, key)
+        if row is None:
+            raise StoreError(f"store has no {key}")
+        return str(row.value)
+
+    @staticmethod
+    def _put(s: Any, entry: Entry) -> None:
+        row = s.get(SharedRow, entry.key)
+        value = json.dumps(None if entry.deleted else entry.value)
+        v = entry.version
+        if row is None:
+            s.add(
+                SharedRow(
+                    key=entry.key,
+                    value=value,
+                    deleted=entry.deleted,
+                    wall_ms=v.wall_ms,
+                    counter=v.counter,
+                    origin=v.origin,
+                )
+            )
+        else:
+            row.value, row.deleted = value, entry.deleted
+            row.wall_ms, row.counter, row.origin = v.wall_ms, v.counter, v.origin
+
+    def _wall_ms(self) -> int:
+        return int(self._wall().timestamp() * 1000)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -241,8 +323,13 @@ class ConfigStore:
         values = {key: setting.default for key, setting in SETTINGS.items()}
         with self._session() as s:
             for row in s.scalars(select(SettingRow)):
-                if row.key in values:
+                if row.key in values and SETTINGS[row.key].scope is Scope.PEER:
                     values[row.key] = json.loads(row.value)
+            shared = s.scalars(select(SharedRow).where(SharedRow.key.startswith(SETTING_PREFIX)))
+            for shared_row in shared:
+                key = shared_row.key[len(SETTING_PREFIX) :]
+                if key in values and not shared_row.deleted:
+                    values[key] = json.loads(shared_row.value)
         return values
 
     def get(self, key: str) -> Any:
@@ -264,6 +351,7 @@ class ConfigStore:
         pending = self.pending()
         applied: dict[str, Any] = {}
         staged: dict[str, Any] = {}
+        entries: list[Entry] = []
         now = self._now()
         with self._session.begin() as s:
             for key, value in clean.items():
@@ -279,6 +367,13 @@ class ConfigStore:
                     else:
                         row.value, row.saved = json.dumps(value), now
                     staged[key] = value
+                elif setting.scope is Scope.SHARED:
+                    entry = Entry(
+                        SETTING_PREFIX + key, self.hlc.tick(self._wall_ms()), False, value
+                    )
+                    self._put(s, entry)
+                    entries.append(entry)
+                    applied[key] = value
                 else:
                     row_s = s.get(SettingRow, key)
                     if row_s is None:
@@ -307,7 +402,7 @@ class ConfigStore:
                         )
                     )
         remaining = self.pending()
-        return SaveOutcome(applied, {k: v for k, v in staged.items() if k in remaining})
+        return SaveOutcome(applied, {k: v for k, v in staged.items() if k in remaining}, entries)
 
     def apply_pending(self) -> dict[str, Any]:
         """At start: pending settings become active (G-P7)."""
@@ -343,11 +438,9 @@ class ConfigStore:
         """scrypt costs ~40 ms and 16 MiB; a password verified once against the stored hash
         is remembered in this process (keyed by an HMAC under a per-process secret, never the
         password itself) until that hash changes, so API polling stays cheap."""
-        with self._session() as s:
-            row = s.get(UserRow, name)
-            if row is None:
-                return False
-            stored = row.password_hash
+        stored = self._password_hash(name)
+        if stored is None:
+            return False
         token = hmac.new(self._verify_secret, f"{name}\0{password}".encode(), "sha256").digest()
         if self._verified.get(name) == (token, stored):
             return True
@@ -356,7 +449,8 @@ class ConfigStore:
         self._verified[name] = (token, stored)
         return True
 
-    def set_password(self, name: str, password: str, *, user: str) -> None:
+    def set_password(self, name: str, password: str, *, user: str) -> list[Entry]:
+        """Change a password; answers the replicated entries written (admin only)."""
         if name not in USERS:
             raise SettingErrors([_user_error(name, "no such account")])
         if not isinstance(password, str):
@@ -373,12 +467,22 @@ class ConfigStore:
         if password == DEFAULT_PASSWORD:
             raise SettingErrors([_user_error(name, "password must not be the factory default")])
         now = self._now()
+        hashed = _hash_password(password, self._rng.randbytes(16))
+        entries: list[Entry] = []
         with self._session.begin() as s:
-            row = s.get(UserRow, name)
-            assert row is not None
-            row.password_hash = _hash_password(password, self._rng.randbytes(16))
-            row.is_default = False
-            row.changed = now
+            if name == "admin":  # the admin account is shared (G-S1): a replicated entry
+                entry = Entry(
+                    ADMIN_ENTRY,
+                    self.hlc.tick(self._wall_ms()),
+                    False,
+                    {"hash": hashed, "default": False},
+                )
+                self._put(s, entry)
+                entries.append(entry)
+            else:
+                row = s.get(UserRow, name)
+                assert row is not None
+                row.password_hash, row.is_default, row.changed = hashed, False, now
             s.add(
                 ConfigLogRow(
                     wall=now,
@@ -389,11 +493,74 @@ class ConfigStore:
                     pending=False,
                 )
             )
+        return entries
 
     def default_passwords(self) -> list[str]:
         """Accounts still on the factory default password (G-P3)."""
         with self._session() as s:
-            return [row.name for row in s.scalars(select(UserRow)) if row.is_default]
+            names = [row.name for row in s.scalars(select(UserRow)) if row.is_default]
+            admin = s.get(SharedRow, ADMIN_ENTRY)
+            if admin is not None and not admin.deleted and json.loads(admin.value).get("default"):
+                names.append("admin")
+        return sorted(names)
+
+    def _password_hash(self, name: str) -> str | None:
+        with self._session() as s:
+            if name == "admin":
+                row = s.get(SharedRow, ADMIN_ENTRY)
+                if row is None or row.deleted:
+                    return None
+                stored = json.loads(row.value).get("hash")
+                return stored if isinstance(stored, str) else None
+            user = s.get(UserRow, name)
+            return None if user is None else user.password_hash
+
+    # ------------------------------------------------------- replicated data
+    def shared_entries(self) -> list[Entry]:
+        with self._session() as s:
+            return [row.entry() for row in s.scalars(select(SharedRow).order_by(SharedRow.key))]
+
+    def merge_entries(self, entries: Iterable[Entry]) -> list[Entry]:
+        """Store entries received from a peer where they are newer (LWW); answers those
+        applied. One transaction, so a crash keeps all or none."""
+        applied: list[Entry] = []
+        with self._session.begin() as s:
+            for entry in entries:
+                row = s.get(SharedRow, entry.key)
+                if row is not None and row.entry().version >= entry.version:
+                    continue
+                self._put(s, entry)
+                applied.append(entry)
+        for entry in applied:
+            self.hlc.observe(entry.version, self._wall_ms())
+        return applied
+
+    def replace_shared(self, entries: Iterable[Entry], *, source: str) -> None:
+        """G-P2: a joining peer's shared configuration is replaced by the cluster's."""
+        entries = list(entries)
+        with self._session.begin() as s:
+            for row in list(s.scalars(select(SharedRow))):
+                s.delete(row)
+            s.flush()
+            for entry in entries:
+                self._put(s, entry)
+            s.get(MetaRow, "established").value = "1"  # type: ignore[union-attr]
+        for entry in entries:
+            self.hlc.observe(entry.version, self._wall_ms())
+        self.log_event("cluster_configuration_adopted", source=source, entries=len(entries))
+
+    @property
+    def established(self) -> bool:
+        """False from a join until the cluster's configuration has been adopted (G-P2)."""
+        return self._meta("established") == "1"
+
+    def set_established(self, value: bool) -> None:
+        with self._session.begin() as s:
+            row = s.get(MetaRow, "established")
+            if row is None:
+                s.add(MetaRow(key="established", value="1" if value else "0"))
+            else:
+                row.value = "1" if value else "0"
 
     # --------------------------------------------------------- certificates
     def certificates(self) -> dict[str, tuple[str, str, str]]:

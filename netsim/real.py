@@ -241,7 +241,13 @@ class RealRuntime(NodeRuntime):
         super().__init__(
             host=host,
             clock=clock or RealClock(),
-            rng=random.Random(f"{seed}:node:{host.name}" if seed is not None else None),
+            # unseeded real nodes draw keys from the OS (random.SystemRandom); seeded ones are
+            # reproducible, for debugging only
+            rng=(
+                random.Random(f"{seed}:node:{host.name}")
+                if seed is not None
+                else random.SystemRandom()
+            ),
             network=network,
             data_dir=data_dir,
             database_url=database_url or f"sqlite:///{data_dir / 'store.sqlite'}",

@@ -16,14 +16,19 @@ import json
 import os
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from netsim.api import Runtime
 from netsim.http import NetsimSite
 from peers.certs import make_certificates
-from peers.store import ConfigStore
+from peers.core.replication import Entry
+from peers.rules import PEER_KEYS
+from peers.store import ConfigStore, SaveOutcome
+
+if TYPE_CHECKING:
+    from peers.cluster import ClusterService
 
 SOFTWARE_VERSION = "XC3.0"
 DEFAULT_PORT = 8443
@@ -49,6 +54,7 @@ class PeerNode:
         self.store = ConfigStore(runtime.database_url, wall=runtime.clock.wall, rng=runtime.rng)
         self._done: asyncio.Future[Outcome] | None = None
         self._runner: web.AppRunner | None = None
+        self.cluster: ClusterService | None = None
         self.started_wall = runtime.clock.wall()
 
     # ------------------------------------------------------------ lifecycle
@@ -105,7 +111,9 @@ class PeerNode:
 
     async def start(self) -> None:
         self._first_start()
+        before = self.store.settings()
         applied = self.store.apply_pending()
+        self._decide_role(before, self.store.settings())
         self._ensure_certificates()
         self.store.log_event(
             "system_started", version=self.software_version, applied_pending=sorted(applied)
@@ -120,6 +128,10 @@ class PeerNode:
             self._runner, self.runtime.network, self.port, ssl_context=self.server_ssl_context()
         )
         await site.start()
+        from peers.cluster import ClusterService
+
+        self.cluster = ClusterService(self)
+        await self.cluster.start()
         self._done = asyncio.get_running_loop().create_future()
 
     async def run(self) -> Outcome:
@@ -132,10 +144,38 @@ class PeerNode:
             await self.close()
 
     async def close(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop()
+            self.cluster = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         self.store.close()
+
+    def _decide_role(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """G-P2: a standalone peer that restarts into a cluster whose Peer 1 is another
+        peer joins it: its shared configuration will be replaced by the cluster's. A peer
+        that lists itself as Peer 1 seeds the cluster; a standalone peer is established."""
+        own = self.runtime.host.ip
+        others_before = {before[k] for k in PEER_KEYS if before[k]} - {own}
+        others_after = {after[k] for k in PEER_KEYS if after[k]} - {own}
+        if not others_after:
+            if not self.store.established:
+                self.store.set_established(True)
+        elif not others_before and after["clustering.peer1"] != own:
+            self.store.set_established(False)
+            self.store.log_event("cluster_joining", initial_peer=after["clustering.peer1"])
+
+    def saved(self, outcome: SaveOutcome) -> None:
+        """After a save: replicate shared entries, apply the MTU at once (G-R14), alarms."""
+        self.publish(outcome.entries)
+        if "ethernet.mtu" in outcome.applied and self.cluster is not None:
+            self.cluster.set_mtu(int(outcome.applied["ethernet.mtu"]))
+        self.refresh_alarms()
+
+    def publish(self, entries: list[Entry]) -> None:
+        if entries and self.cluster is not None:
+            self.cluster.publish(entries)
 
     def request_restart(self, *, user: str) -> None:
         """Maintenance > Restart options > Restart."""
@@ -178,6 +218,8 @@ class PeerNode:
             wanted.append(
                 (20007, "certificates", "New security certificates are served after a restart")
             )
+        if self.cluster is not None:
+            wanted.extend(self.cluster.alarms())
         if not settings["dns.servers"]:
             wanted.append((25010, "", "No DNS server is configured (System > DNS)"))
         if not settings["time.ntp_servers"]:

@@ -26,12 +26,11 @@ def fqdn(settings: Mapping[str, Any]) -> str:
 
 
 def peer_statuses(node: PeerNode) -> dict[str, dict[str, str]]:
-    """Status beside each Peer N IP address of System > Clustering (active settings).
-
-    Standalone here: the peer's own address shows "This system"; other peers are
-    reported by the clustering layer once it exists (a later issue)."""
+    """Status beside each Peer N IP address of System > Clustering (active settings):
+    green "This system" / "Active as NAME", red "Failed: <why>"."""
     active = node.store.settings()
-    own = active["ip.lan1_address"]
+    own = node.runtime.host.ip
+    cluster = node.cluster
     statuses: dict[str, dict[str, str]] = {}
     for key in PEER_KEYS:
         address = active[key]
@@ -39,8 +38,19 @@ def peer_statuses(node: PeerNode) -> dict[str, dict[str, str]]:
             continue
         if address == own:
             statuses[key] = {"text": "This system", "state": "ok"}
+            continue
+        status = cluster.status_of(address) if cluster is not None and cluster.enabled else None
+        if status is not None:
+            statuses[key] = {"text": status.text, "state": "ok" if status.ok else "failed"}
+        elif not active["clustering.key"]:
+            statuses[key] = {"text": "Failed: no cluster pre-shared key", "state": "failed"}
+        elif own not in {active[k] for k in PEER_KEYS}:
+            statuses[key] = {
+                "text": f"Failed: this peer's address {own} is not in the peer list",
+                "state": "failed",
+            }
         else:
-            statuses[key] = {"text": "Not active: clustering is not running", "state": "failed"}
+            statuses[key] = {"text": "Failed: clustering is not running", "state": "failed"}
     return statuses
 
 

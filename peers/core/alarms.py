@@ -50,6 +50,13 @@ CATALOGUE: dict[int, AlarmKind] = {
             "Every peer must run the same software version (G-R1): upgrade or remove the peer",
         ),
         AlarmKind(
+            20009,
+            "Cluster replication error: error during automatic replication",
+            Severity.ERROR,
+            "Check the network path to the peer: its MTU (lower System > Ethernet MTU to the "
+            "path's smallest), firewalls (UDP 500, 1719, 4369-4380) and latency",
+        ),
+        AlarmKind(
             20012,
             "Cluster replication error: peer list differs",
             Severity.ERROR,

@@ -79,7 +79,7 @@ runs in the background of ESTABLISHED.
 Randomness (SPIs, nonces, DH private exponents, retry jitter) comes only from the
 injected `rng` (`getrandbits`), so a seeded `random.Random` makes simulated runs
 reproducible; real processes inject `random.SystemRandom()`. The DH private key is
-built from that exponent with `dh.DHPrivateNumbers`, and g^x is computed by
+built from that exponent with `DHPrivateNumbers`, and g^x is computed by
 `cryptography` as the shared secret with the public value g: one keygen and one
 exchange per side per handshake. `cryptography` flags finite-field DH as
 deprecated; the warning is silenced around those calls only (modp4096 is what
@@ -112,7 +112,6 @@ from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dh
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.utils import CryptographyDeprecationWarning
@@ -142,6 +141,18 @@ from peers.wire.channel import (
     max_payload,
 )
 from peers.wire.errors import LocalProtocolError, RemoteProtocolError
+
+with warnings.catch_warnings():
+    # cryptography marks finite-field DH deprecated on attribute access; modp4096 is what
+    # the product negotiates, so the notice is silenced here and around the DH calls only.
+    warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+    from cryptography.hazmat.primitives.asymmetric.dh import (
+        DHParameterNumbers,
+        DHPrivateKey,
+        DHPrivateNumbers,
+        DHPublicKey,
+        DHPublicNumbers,
+    )
 
 __all__ = [
     "RECORD_OVERHEAD",
@@ -327,38 +338,37 @@ class ChannelCounters:
 # ------------------------------------------------------------------------ crypto
 @contextmanager
 def _ffdh_allowed() -> Iterator[None]:
-    # modp4096 is what the product negotiates; silence only cryptography's FFDH notice.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         yield
 
 
 @functools.cache
-def _dh_parameter_numbers() -> dh.DHParameterNumbers:
-    return dh.DHParameterNumbers(MODP4096_P, MODP4096_G)
+def _dh_parameter_numbers() -> DHParameterNumbers:
+    return DHParameterNumbers(MODP4096_P, MODP4096_G)
 
 
 @functools.cache
-def _generator_key() -> dh.DHPublicKey:
+def _generator_key() -> DHPublicKey:
     with _ffdh_allowed():
-        return dh.DHPublicNumbers(MODP4096_G, _dh_parameter_numbers()).public_key()
+        return DHPublicNumbers(MODP4096_G, _dh_parameter_numbers()).public_key()
 
 
-def _dh_keypair(rng: RandomSource) -> tuple[dh.DHPrivateKey, int]:
+def dh_keypair(rng: RandomSource) -> tuple[DHPrivateKey, int]:
     """Private key from the injected source; its public value g^x, computed by OpenSSL."""
     x = rng.getrandbits(DH_PRIVATE_BITS) | (1 << (DH_PRIVATE_BITS - 1))
     params = _dh_parameter_numbers()
     with _ffdh_allowed():
         # The public number given here is a placeholder: `exchange` uses x only.
-        key = dh.DHPrivateNumbers(x, dh.DHPublicNumbers(MODP4096_G, params)).private_key()
+        key = DHPrivateNumbers(x, DHPublicNumbers(MODP4096_G, params)).private_key()
         public = int.from_bytes(key.exchange(_generator_key()), "big")
     return key, public
 
 
-def _dh_shared(key: dh.DHPrivateKey, peer_public: int) -> bytes | None:
+def dh_shared(key: DHPrivateKey, peer_public: int) -> bytes | None:
     try:
         with _ffdh_allowed():
-            peer = dh.DHPublicNumbers(peer_public, _dh_parameter_numbers()).public_key()
+            peer = DHPublicNumbers(peer_public, _dh_parameter_numbers()).public_key()
             secret = key.exchange(peer)
     except ValueError:
         return None
@@ -490,7 +500,7 @@ class _Handshake:
     rekey: bool = False
     spi_r: bytes = b""
     nonce_i: bytes = b""
-    dh_key: dh.DHPrivateKey | None = None
+    dh_key: DHPrivateKey | None = None
     m2: bytes = b""
     m3: bytes = b""
     m4: bytes = b""
@@ -710,7 +720,7 @@ class PeerChannel:
     def _start_initiator(self, now: float, *, rekey: bool) -> None:
         spi_i = self._new_spi()
         nonce = _random_bytes(self.rng, NONCE_BYTES)
-        key, public = _dh_keypair(self.rng)
+        key, public = dh_keypair(self.rng)
         m1 = SaInit(spi_i, nonce, public).encode()
         hs = _Handshake(
             _Role.INITIATOR, _Stage.AWAIT_M2, spi_i, m1, rekey=rekey, nonce_i=nonce, dh_key=key
@@ -879,8 +889,8 @@ class PeerChannel:
                 # of this SA_INIT are duplicates from now on.
                 self._seen_spi_i.append(msg.spi_i)
                 return
-        key, public = _dh_keypair(self.rng)
-        shared = _dh_shared(key, msg.public)
+        key, public = dh_keypair(self.rng)
+        shared = dh_shared(key, msg.public)
         if shared is None:
             self._reject(events, RejectReason.MALFORMED, "SA_INIT public value refused")
             return
@@ -919,7 +929,7 @@ class PeerChannel:
             self._reject(events, RejectReason.NO_PROPOSAL, f"SA_RESP proposal {msg.proposal}")
             return
         assert hs.dh_key is not None
-        shared = _dh_shared(hs.dh_key, msg.public)
+        shared = dh_shared(hs.dh_key, msg.public)
         if shared is None:
             self._reject(events, RejectReason.MALFORMED, "SA_RESP public value refused")
             return

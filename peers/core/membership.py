@@ -179,6 +179,11 @@ class PeerView:
     def status(self, me: LocalFacts, now: float) -> Status:
         if self.channel_failure == "key_mismatch":
             return Status(PeerState.KEY_MISMATCH, "Failed: cluster pre-shared key mismatch")
+        if self.channel_failure == "unknown_peer":  # G-R12: the peer does not list us
+            return Status(
+                PeerState.PEER_LIST_MISMATCH,
+                f"Failed: peer list mismatch (this peer, {me.ip}, is not in the peer's list)",
+            )
         hello = self.last
         if hello is None or self.last_at is None or now - self.last_at > DEAD_AFTER_S:
             reason = "no answer" if hello is None else "no answer for over 10 s"

@@ -205,6 +205,10 @@ class Replicator:
     def delete(self, key: str, wall_ms: int, now: float) -> Entry:
         return self._local(Entry(key, self.clock.tick(wall_ms), True, None), now)
 
+    def publish(self, entry: Entry, now: float) -> Entry:
+        """An entry written locally by someone holding this replicator's clock (the store)."""
+        return self._local(entry, now)
+
     def _local(self, entry: Entry, now: float) -> Entry:
         self.entries[entry.key] = entry
         self._digest_cache = None

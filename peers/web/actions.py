@@ -28,7 +28,7 @@ def save_settings(node: PeerNode, changes: Mapping[str, Any], *, user: str) -> S
     """Cross-field rules (G-R4, G-R13), then one transaction; alarms follow the change."""
     check_changes(node, changes)
     outcome = node.store.save(changes, user=user)
-    node.refresh_alarms()
+    node.saved(outcome)
     return outcome
 
 
@@ -53,7 +53,7 @@ def change_password(node: PeerNode, account: str, new: Any, confirm: Any, *, use
     if errors:
         raise SettingErrors(errors)
     try:
-        node.store.set_password(account, new, user=user)
+        entries = node.store.set_password(account, new, user=user)
     except SettingErrors as exc:
         raise SettingErrors(
             [
@@ -66,6 +66,7 @@ def change_password(node: PeerNode, account: str, new: Any, confirm: Any, *, use
             ]
         ) from exc
     node.store.log_event("password_changed", account=account, user=user)
+    node.publish(entries)
     node.refresh_alarms()
 
 

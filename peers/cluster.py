@@ -268,6 +268,20 @@ class ClusterService:
             self._flush(now)
             self._wake.set()
 
+    def keep_only(self, addresses: set[str]) -> None:
+        """G-P5: peers whose address was deleted are forgotten at once (also dead ones)."""
+        gone = [ip for ip in self.others if ip not in addresses]
+        if not gone:
+            return
+        self.others = [ip for ip in self.others if ip in addresses]
+        self.peer_list = tuple(ip for ip in self.peer_list if ip in addresses)
+        for ip in gone:
+            self.channels.channels.pop(ip, None)
+            self.views.pop(ip, None)
+        self.replicator.set_peers(self.others, self.now())
+        self.node.store.log_event("cluster_peers_removed", peers=gone)
+        self._wake.set()
+
     def set_mtu(self, mtu_bytes: int) -> None:
         """System > Ethernet MTU changed: records and fragments resize at once (G-R14)."""
         for channel in self.channels.channels.values():

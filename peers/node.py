@@ -169,8 +169,12 @@ class PeerNode:
     def saved(self, outcome: SaveOutcome) -> None:
         """After a save: replicate shared entries, apply the MTU at once (G-R14), alarms."""
         self.publish(outcome.entries)
-        if "ethernet.mtu" in outcome.applied and self.cluster is not None:
-            self.cluster.set_mtu(int(outcome.applied["ethernet.mtu"]))
+        if self.cluster is not None:
+            if "ethernet.mtu" in outcome.applied:
+                self.cluster.set_mtu(int(outcome.applied["ethernet.mtu"]))
+            if any(key in outcome.applied for key in PEER_KEYS):
+                active = self.store.settings()
+                self.cluster.keep_only({active[k] for k in PEER_KEYS if active[k]})
         self.refresh_alarms()
 
     def publish(self, entries: list[Entry]) -> None:

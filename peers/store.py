@@ -357,7 +357,8 @@ class ConfigStore:
             for key, value in clean.items():
                 setting = SETTINGS[key]
                 shown_old = pending.get(key, active[key])
-                if setting.restart:
+                at_once = setting.clear_applies_at_once and not value and active[key]
+                if setting.restart and not at_once:
                     row = s.get(PendingRow, key)
                     if value == active[key]:
                         if row is not None:
@@ -375,6 +376,10 @@ class ConfigStore:
                     entries.append(entry)
                     applied[key] = value
                 else:
+                    if at_once:  # G-P5: a deleted peer address is forgotten at Save
+                        stale = s.get(PendingRow, key)
+                        if stale is not None:
+                            s.delete(stale)
                     row_s = s.get(SettingRow, key)
                     if row_s is None:
                         s.add(
@@ -398,7 +403,7 @@ class ConfigStore:
                             key=key,
                             old=_shown(setting.secret, shown_old),
                             new=_shown(setting.secret, value),
-                            pending=setting.restart,
+                            pending=setting.restart and not at_once,
                         )
                     )
         remaining = self.pending()

@@ -497,7 +497,6 @@ class _Handshake:
     stage: _Stage
     spi_i: bytes
     m1: bytes
-    rekey: bool = False
     spi_r: bytes = b""
     nonce_i: bytes = b""
     dh_key: DHPrivateKey | None = None
@@ -599,7 +598,7 @@ class PeerChannel:
         """Start (and keep) the channel up: initiate now, retry after failures."""
         self._active = True
         if self.state in (ChannelState.IDLE, ChannelState.FAILED) and not self._handshaking():
-            self._start_initiator(now, rekey=False)
+            self._start_initiator(now)
 
     def set_mtu(self, mtu_bytes: int) -> None:
         if mtu_bytes < MIN_MTU_BYTES:
@@ -672,14 +671,14 @@ class PeerChannel:
         ):
             self._retry_at = None
             if self._active:
-                self._start_initiator(now, rekey=False)
+                self._start_initiator(now)
         if (
             self.established
             and self._rekey_at is not None
             and now >= self._rekey_at
             and not self._handshaking()
         ):
-            self._start_initiator(now, rekey=True)
+            self._start_initiator(now)
         self._flush(now)
         return events
 
@@ -717,14 +716,12 @@ class PeerChannel:
         hs.next_at = now + self.config.retransmit_first_s
         self._out.append(data)
 
-    def _start_initiator(self, now: float, *, rekey: bool) -> None:
+    def _start_initiator(self, now: float) -> None:
         spi_i = self._new_spi()
         nonce = _random_bytes(self.rng, NONCE_BYTES)
         key, public = dh_keypair(self.rng)
         m1 = SaInit(spi_i, nonce, public).encode()
-        hs = _Handshake(
-            _Role.INITIATOR, _Stage.AWAIT_M2, spi_i, m1, rekey=rekey, nonce_i=nonce, dh_key=key
-        )
+        hs = _Handshake(_Role.INITIATOR, _Stage.AWAIT_M2, spi_i, m1, nonce_i=nonce, dh_key=key)
         self._hs = hs
         self._retry_at = None
         self._send_handshake(hs, m1, now)
@@ -815,7 +812,7 @@ class PeerChannel:
             self._out.append(sa.seal(payload))
             self.counters.records_sent += 1
         if sa.next_seq > self.config.rekey_after_records and not self._handshaking():
-            self._start_initiator(now, rekey=True)
+            self._start_initiator(now)
 
     # ------------------------------------------------------------ records
     def _on_record(self, msg: Record, now: float, events: list[ChannelEvent]) -> None:
@@ -904,7 +901,6 @@ class PeerChannel:
             _Stage.AWAIT_M3,
             msg.spi_i,
             data,
-            rekey=self.established,
             spi_r=spi_r,
             m2=m2,
             keys=keys,

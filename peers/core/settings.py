@@ -52,6 +52,7 @@ Validator = Callable[[Any], Any]
 
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_MULTILINE = re.compile(r"^[\x20-\x7e\t\n]*$")
 
 
 class Invalid(ValueError):
@@ -69,6 +70,23 @@ def _text(max_len: int, *, allow_empty: bool = True, printable: bool = True) -> 
             raise Invalid(f"must be at most {max_len} characters (got {len(value)})")
         if printable and not _PRINTABLE.match(value):
             raise Invalid("may contain only printable ASCII characters")
+        return str(value)
+
+    return check
+
+
+BANNER_MAX = 8192
+
+
+def _multiline(max_len: int) -> Validator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("must be text")
+        value = value.replace("\r\n", "\n").strip()
+        if len(value) > max_len:
+            raise Invalid(f"must be at most {max_len} characters (got {len(value)})")
+        if not _MULTILINE.match(value):
+            raise Invalid("may contain only printable ASCII characters, tabs and line breaks")
         return str(value)
 
     return check
@@ -214,7 +232,10 @@ class Setting:
     secret: bool = False
     help: str = ""
     choices: tuple[str, ...] = ()
-    kind: str = "text"  # text | password | list | int | choice | bool
+    kind: str = "text"  # text | multiline | password | list | int | choice | bool
+    #: G-P5: deleting a peer address takes effect at Save (the guide's removal procedure
+    #: has no restart on the remaining peers); any other change waits for Restart (G-P7)
+    clear_applies_at_once: bool = False
 
     def validate(self, value: Any) -> Any:
         try:
@@ -243,9 +264,36 @@ def _settings() -> list[Setting]:
             secret=True,
             kind="password",
         ),
-        Setting("clustering.peer1", "Peer 1 IP address", "clustering", peer, ip_opt, "", True),
-        Setting("clustering.peer2", "Peer 2 IP address", "clustering", peer, ip_opt, "", True),
-        Setting("clustering.peer3", "Peer 3 IP address", "clustering", peer, ip_opt, "", True),
+        Setting(
+            "clustering.peer1",
+            "Peer 1 IP address",
+            "clustering",
+            peer,
+            ip_opt,
+            "",
+            True,
+            clear_applies_at_once=True,
+        ),
+        Setting(
+            "clustering.peer2",
+            "Peer 2 IP address",
+            "clustering",
+            peer,
+            ip_opt,
+            "",
+            True,
+            clear_applies_at_once=True,
+        ),
+        Setting(
+            "clustering.peer3",
+            "Peer 3 IP address",
+            "clustering",
+            peer,
+            ip_opt,
+            "",
+            True,
+            clear_applies_at_once=True,
+        ),
         # System > DNS (G-R11)
         Setting("dns.host_name", "System host name", "dns", peer, _hostname_label, "conductor"),
         Setting("dns.domain", "Domain name", "dns", peer, _domain, ""),
@@ -342,6 +390,16 @@ def _settings() -> list[Setting]:
         # Shared configuration (G-S1)
         Setting(
             "administration.system_name", "System name", "administration", shared, _text(64), ""
+        ),
+        Setting(
+            "administration.login_banner",
+            "Login page banner",
+            "administration",
+            shared,
+            _multiline(BANNER_MAX),
+            "",
+            kind="multiline",
+            help=f"Shown on the login page; up to {BANNER_MAX} characters",
         ),
         Setting(
             "administration.session_timeout_min",

@@ -37,6 +37,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: JSON types the API takes per field kind (openapi.py documents exactly these)
 KIND_TYPES: dict[str, tuple[type, ...]] = {
     "text": (str,),
+    "multiline": (str,),
     "password": (str,),
     "choice": (str,),
     "list": (list, str),
@@ -45,6 +46,7 @@ KIND_TYPES: dict[str, tuple[type, ...]] = {
 }
 KIND_TYPE_ERRORS = {
     "text": "must be text (a JSON string)",
+    "multiline": "must be text (a JSON string)",
     "password": "must be text (a JSON string)",
     "choice": "must be a JSON string",
     "list": "must be a list of JSON strings, or one string with entries separated by commas",

@@ -255,7 +255,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     from peers.web import base_context
 
     context = await base_context(request)
-    context.update(title="Login", error=error, next=next_path, user=None)
+    context.update(
+        title="Login",
+        error=error,
+        next=next_path,
+        user=None,
+        banner=request.app[NODE].store.get("administration.login_banner"),
+    )
     return aiohttp_jinja2.render_template(
         "login.html", request, context, status=401 if error else 200
     )

@@ -93,6 +93,7 @@ def assert_unchanged(lab: PeerLab, before: Any) -> None:
 VALID_FORMS: dict[str, dict[str, str]] = {
     "administration": {
         "administration.system_name": "X032",
+        "administration.login_banner": "Authorised use only.\nAll activity is logged.",
         "administration.session_timeout_min": "45",
     },
     "clustering": {

@@ -17,7 +17,7 @@ import aiohttp
 from netsim.http import NetsimConnector
 from netsim.sim import SimWorld
 from netsim.topology import load_topology
-from peers.node import Outcome, PeerNode
+from peers.node import SOFTWARE_VERSION, Outcome, PeerNode
 from peers.store import DEFAULT_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +26,14 @@ AUTH = "Basic " + base64.b64encode(f"admin:{DEFAULT_PASSWORD}".encode()).decode(
 
 
 class ClusterLab:
-    def __init__(self, seed: int = 1, hosts: tuple[str, ...] = tuple(IPS)) -> None:
+    def __init__(
+        self,
+        seed: int = 1,
+        hosts: tuple[str, ...] = tuple(IPS),
+        versions: dict[str, str] | None = None,
+    ) -> None:
         self.sim = SimWorld(load_topology(ROOT / "scenarios/topologies/default.yaml"), seed=seed)
+        self.versions = dict(versions or {})
         self.nodes: dict[str, PeerNode] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.session: aiohttp.ClientSession | None = None
@@ -43,9 +49,30 @@ class ClusterLab:
 
     async def _supervise(self, host: str) -> None:
         while True:
-            node = self.nodes[host] = PeerNode(self.sim.runtime(host))
+            version = self.versions.get(host, SOFTWARE_VERSION)
+            node = self.nodes[host] = PeerNode(self.sim.runtime(host), software_version=version)
             if await node.run() is not Outcome.RESTART:
                 return
+
+    def kill(self, host: str) -> None:
+        """The peer dies (its committed data survives, like a killed process's)."""
+
+        async def cancel() -> None:
+            task = self._tasks.pop(host)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        self.sim.run(cancel())
+
+    def start(self, host: str, *, version: str | None = None, settle_s: float = 1.0) -> None:
+        if version is not None:
+            self.versions[host] = version
+
+        async def start() -> None:
+            self._tasks[host] = asyncio.get_running_loop().create_task(self._supervise(host))
+            await asyncio.sleep(settle_s)
+
+        self.sim.run(start())
 
     def wait(self, seconds: float) -> None:
         self.sim.run(asyncio.sleep(seconds))
@@ -94,6 +121,7 @@ class ClusterLab:
             for node in self.nodes.values():
                 node.stop()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self._tasks.clear()
             if self.session is not None:
                 await self.session.close()
 

@@ -302,7 +302,8 @@ class ProxyBackend:
     # ------------------------------------------------------------------ streams
     async def _wait_change(self, timeout_s: float | None = None) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: it can swallow a cancel
+                await self._changed.wait()
 
     async def _relay_stream(
         self,

@@ -27,9 +27,17 @@ from peers.core.channel import (
     Established,
     Failed,
     PayloadReceived,
+    PeerChannel,
     Rejected,
 )
-from peers.core.membership import Hello, LocalFacts, PeerView, Status, cluster_alarms
+from peers.core.membership import (
+    DEAD_AFTER_S,
+    Hello,
+    LocalFacts,
+    PeerView,
+    Status,
+    cluster_alarms,
+)
 from peers.core.replication import (
     Adopted,
     Applied,
@@ -52,6 +60,8 @@ ISAKMP_PORT = 500
 SYNC_PORT = 4369
 HELLO_INTERVAL_S = 1.0
 ALARM_REFRESH_S = 1.0
+#: a silent peer's established channel is renegotiated at most this often (dead-peer detection)
+PROBE_INTERVAL_S = 30.0
 #: at most this many rejected datagrams per reason are written to the event log per minute
 REJECT_LOG_PER_MINUTE = 5
 
@@ -102,14 +112,16 @@ class ClusterService:
         self._task: asyncio.Task[None] | None = None
         self._next_hello = 0.0
         self._next_alarms = 0.0
+        self._started_at = 0.0
+        self._next_probe: dict[str, float] = {}
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         if not self.enabled:
             return
         network = self.node.runtime.network
-        now = self.now()
-        self.replicator.set_peers(self.others, now)
+        now = self._started_at = self.now()
+        self._sync_replication_peers(now)
         for port in (ISAKMP_PORT, SYNC_PORT):
             self._endpoints[port] = await network.open_datagram(port, _Inbox(self))
         self.channels.connect(now)
@@ -146,8 +158,11 @@ class ClusterService:
                     deadlines.append(deadline)
             delay = max(0.0, min(deadlines) - self.now())
             self._wake.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+            # cancellation that races with the wake-up, and stop() would wait for ever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     def _on_timers(self, now: float) -> None:
         deadline = self.channels.next_deadline()
@@ -160,6 +175,7 @@ class ClusterService:
             self._next_hello = now + HELLO_INTERVAL_S
             for ip in self.others:
                 self.channels.send(ip, self._hello(ip, now).encode(), now)
+            self._probe_silent_peers(now)
         if now >= self._next_alarms:
             self._next_alarms = now + ALARM_REFRESH_S
             self.node.refresh_alarms()
@@ -216,6 +232,9 @@ class ClusterService:
                 self._log_rejected("bad_hello", peer, str(exc), now)
                 return
             self.views[peer].received(hello, now, self.wall_ms())
+            self._sync_replication_peers(now)
+            return
+        if peer not in self.replicator.peers:  # G-R1: paused with this peer (or no HELLO yet)
             return
         self._replication_events(self.replicator.receive(peer, payload, now, self.wall_ms()))
 
@@ -278,9 +297,46 @@ class ClusterService:
         for ip in gone:
             self.channels.channels.pop(ip, None)
             self.views.pop(ip, None)
-        self.replicator.set_peers(self.others, self.now())
+        self._sync_replication_peers(self.now())
         self.node.store.log_event("cluster_peers_removed", peers=gone)
         self._wake.set()
+
+    def _sync_replication_peers(self, now: float) -> None:
+        """G-R1: replication runs only with peers whose HELLO shows this peer's software
+        version; with any other peer it is paused (alarm 20008), so a peer on another
+        version neither joins the cluster nor changes its data."""
+        version = self.node.software_version
+        wanted = [
+            ip
+            for ip in self.others
+            if (hello := self.views[ip].last) is not None and hello.version == version
+        ]
+        if wanted != self.replicator.peers:
+            self.replicator.set_peers(wanted, now)
+
+    def _probe_silent_peers(self, now: float) -> None:
+        """Dead-peer detection: an established channel to a peer that has sent nothing for
+        DEAD_AFTER_S is negotiated afresh. A peer that restarted without this one in its
+        list answers UNKNOWN_PEER, so this side shows the peer list mismatch (G-R12)
+        instead of waiting for the next rekey; a peer that restarted keeps working."""
+        for ip in self.others:
+            channel = self.channels.channels.get(ip)
+            view = self.views[ip]
+            heard = self._started_at if view.last_at is None else view.last_at
+            if (
+                channel is None
+                or not channel.established
+                or channel.rekeying
+                or now - heard <= DEAD_AFTER_S
+                or now < self._next_probe.get(ip, 0.0)
+            ):
+                continue
+            self._next_probe[ip] = now + PROBE_INTERVAL_S
+            fresh = PeerChannel(self.ip, ip, self.key, self.node.runtime.rng, self.channels.config)
+            fresh.set_mtu(channel.mtu_bytes)
+            self.channels.channels[ip] = fresh
+            fresh.connect(now)
+            self.node.store.log_event("cluster_peer_probed", peer=ip, silent_s=round(now - heard))
 
     def set_mtu(self, mtu_bytes: int) -> None:
         """System > Ethernet MTU changed: records and fragments resize at once (G-R14)."""

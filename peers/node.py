@@ -55,6 +55,7 @@ class PeerNode:
         self._done: asyncio.Future[Outcome] | None = None
         self._runner: web.AppRunner | None = None
         self.cluster: ClusterService | None = None
+        self._published: str | None = None
         self.started_wall = runtime.clock.wall()
 
     # ------------------------------------------------------------ lifecycle
@@ -245,6 +246,10 @@ class PeerNode:
             "started": self.started_wall.isoformat(timespec="seconds"),
         }
         path = self.runtime.data_dir / "status.json"
+        text = json.dumps(status, sort_keys=True, indent=1)
+        if text == self._published:
+            return
+        self._published = text
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(status, sort_keys=True, indent=1))
+        tmp.write_text(text)
         os.replace(tmp, path)

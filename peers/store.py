@@ -13,11 +13,13 @@ peer-specific settings are kept apart by scope (G-S1 / G-S2) so replication
 from __future__ import annotations
 
 import base64
+import contextlib
+import copy
 import hmac
 import json
 import random
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -201,14 +203,30 @@ class ConfigStore:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        #: reads served from memory; every write transaction (`_write`) clears it. One
+        #: process owns a store, so nothing else can change the database under it.
+        self._cache: dict[str, Any] = {}
         self._verify_secret = secrets.token_bytes(32)
         self._verified: dict[str, tuple[bytes, str]] = {}
         self._open()
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        try:
+            with self._session.begin() as s:
+                yield s
+        finally:
+            self._cache.clear()
+
+    def _cached(self, name: str, load: Callable[[], Any]) -> Any:
+        if name not in self._cache:
+            self._cache[name] = load()
+        return copy.deepcopy(self._cache[name])
+
     # ------------------------------------------------------------ lifecycle
     def _open(self) -> None:
         Base.metadata.create_all(self.engine)
-        with self._session.begin() as s:
+        with self._write() as s:
             version = s.get(MetaRow, "schema_version")
             if version is None:
                 s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -298,6 +316,10 @@ class ConfigStore:
         return self._wall().isoformat(timespec="seconds")
 
     def _meta(self, key: str) -> str:
+        result: str = self._cached("meta:" + key, lambda: self._load_meta(key))
+        return result
+
+    def _load_meta(self, key: str) -> str:
         with self._session() as s:
             row = s.get(MetaRow, key)
             if row is None:
@@ -320,6 +342,10 @@ class ConfigStore:
     # ------------------------------------------------------------- settings
     def settings(self) -> dict[str, Any]:
         """Every active setting, defaults filled in."""
+        result: dict[str, Any] = self._cached("settings", self._load_settings)
+        return result
+
+    def _load_settings(self) -> dict[str, Any]:
         values = {key: setting.default for key, setting in SETTINGS.items()}
         with self._session() as s:
             for row in s.scalars(select(SettingRow)):
@@ -336,6 +362,10 @@ class ConfigStore:
         return self.settings()[key]
 
     def pending(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._cached("pending", self._load_pending)
+        return result
+
+    def _load_pending(self) -> dict[str, Any]:
         with self._session() as s:
             return {row.key: json.loads(row.value) for row in s.scalars(select(PendingRow))}
 
@@ -353,7 +383,7 @@ class ConfigStore:
         staged: dict[str, Any] = {}
         entries: list[Entry] = []
         now = self._now()
-        with self._session.begin() as s:
+        with self._write() as s:
             for key, value in clean.items():
                 setting = SETTINGS[key]
                 shown_old = pending.get(key, active[key])
@@ -412,7 +442,7 @@ class ConfigStore:
     def apply_pending(self) -> dict[str, Any]:
         """At start: pending settings become active (G-P7)."""
         now = self._now()
-        with self._session.begin() as s:
+        with self._write() as s:
             rows = list(s.scalars(select(PendingRow)))
             applied = {}
             for row in rows:
@@ -474,7 +504,7 @@ class ConfigStore:
         now = self._now()
         hashed = _hash_password(password, self._rng.randbytes(16))
         entries: list[Entry] = []
-        with self._session.begin() as s:
+        with self._write() as s:
             if name == "admin":  # the admin account is shared (G-S1): a replicated entry
                 entry = Entry(
                     ADMIN_ENTRY,
@@ -501,6 +531,10 @@ class ConfigStore:
         return entries
 
     def default_passwords(self) -> list[str]:
+        result: list[str] = self._cached("default_passwords", self._load_default_passwords)
+        return result
+
+    def _load_default_passwords(self) -> list[str]:
         """Accounts still on the factory default password (G-P3)."""
         with self._session() as s:
             names = [row.name for row in s.scalars(select(UserRow)) if row.is_default]
@@ -521,6 +555,22 @@ class ConfigStore:
             return None if user is None else user.password_hash
 
     # ------------------------------------------------------- replicated data
+    def put_shared(self, key: str, value: Any) -> Entry:
+        """Write one replicated item (shared collections: conference configuration, ...)."""
+        return self._write_shared(key, value, deleted=False)
+
+    def delete_shared(self, key: str) -> Entry:
+        """Delete one replicated item: a tombstone, so the delete replicates too."""
+        return self._write_shared(key, None, deleted=True)
+
+    def _write_shared(self, key: str, value: Any, *, deleted: bool) -> Entry:
+        if key.startswith((SETTING_PREFIX, ADMIN_ENTRY)):
+            raise StoreError(f"{key!r} is written through settings or users, not directly")
+        entry = Entry(key, self.hlc.tick(self._wall_ms()), deleted, None if deleted else value)
+        with self._write() as s:
+            self._put(s, entry)
+        return entry
+
     def shared_entries(self) -> list[Entry]:
         with self._session() as s:
             return [row.entry() for row in s.scalars(select(SharedRow).order_by(SharedRow.key))]
@@ -529,7 +579,7 @@ class ConfigStore:
         """Store entries received from a peer where they are newer (LWW); answers those
         applied. One transaction, so a crash keeps all or none."""
         applied: list[Entry] = []
-        with self._session.begin() as s:
+        with self._write() as s:
             for entry in entries:
                 row = s.get(SharedRow, entry.key)
                 if row is not None and row.entry().version >= entry.version:
@@ -543,7 +593,7 @@ class ConfigStore:
     def replace_shared(self, entries: Iterable[Entry], *, source: str) -> None:
         """G-P2: a joining peer's shared configuration is replaced by the cluster's."""
         entries = list(entries)
-        with self._session.begin() as s:
+        with self._write() as s:
             for row in list(s.scalars(select(SharedRow))):
                 s.delete(row)
             s.flush()
@@ -560,7 +610,7 @@ class ConfigStore:
         return self._meta("established") == "1"
 
     def set_established(self, value: bool) -> None:
-        with self._session.begin() as s:
+        with self._write() as s:
             row = s.get(MetaRow, "established")
             if row is None:
                 s.add(MetaRow(key="established", value="1" if value else "0"))
@@ -569,6 +619,12 @@ class ConfigStore:
 
     # --------------------------------------------------------- certificates
     def certificates(self) -> dict[str, tuple[str, str, str]]:
+        result: dict[str, tuple[str, str, str]] = self._cached(
+            "certificates", self._load_certificates
+        )
+        return result
+
+    def _load_certificates(self) -> dict[str, tuple[str, str, str]]:
         with self._session() as s:
             return {
                 row.kind: (row.cert_pem, row.key_pem, row.created)
@@ -579,7 +635,7 @@ class ConfigStore:
         """Store certificates and keys by kind ("ca", "server") in one transaction, so a
         crash never leaves a server certificate beside a CA that did not sign it."""
         now = self._now()
-        with self._session.begin() as s:
+        with self._write() as s:
             for kind, (cert_pem, key_pem) in pairs.items():
                 row = s.get(CertificateRow, kind)
                 if row is None:
@@ -591,7 +647,7 @@ class ConfigStore:
 
     # ----------------------------------------------------------------- logs
     def log_event(self, event_name: str, *, level: str = "info", **detail: Any) -> None:
-        with self._session.begin() as s:
+        with self._write() as s:
             s.add(
                 EventRow(
                     wall=self._now(),
@@ -636,9 +692,11 @@ class ConfigStore:
         """Make the active alarms exactly `wanted` (code, subject, detail); raised times
         of alarms that stay are kept."""
         wanted_map = {(code, subject): detail for code, subject, detail in wanted}
+        if {(a.code, a.subject): a.detail for a in self.alarms()} == wanted_map:
+            return
         now = self._now()
         raised: list[tuple[int, str]] = []
-        with self._session.begin() as s:
+        with self._write() as s:
             existing = {(r.code, r.subject): r for r in s.scalars(select(AlarmRow))}
             for key, row in existing.items():
                 if key not in wanted_map:
@@ -653,6 +711,10 @@ class ConfigStore:
             self.log_event("alarm_raised", level="warning", code=code, subject=subject)
 
     def alarms(self) -> list[Alarm]:
+        result: list[Alarm] = self._cached("alarms", self._load_alarms)
+        return result
+
+    def _load_alarms(self) -> list[Alarm]:
         with self._session() as s:
             out = []
             for row in s.scalars(select(AlarmRow).order_by(AlarmRow.code, AlarmRow.subject)):

@@ -149,8 +149,9 @@ def bench_group(name: str, description: str) -> Callable[[GroupFn], GroupFn]:
 
 def load_groups() -> dict[str, BenchGroup]:
     """Import the modules that register groups (kept lazy so importing this package is cheap)."""
-    from emulator.bench import (  # noqa: F401  (register "channel", "lab", "netsim")
+    from emulator.bench import (  # noqa: F401  (register "channel", "cluster", "lab", "netsim")
         channel_bench,
+        cluster_bench,
         lab_bench,
         netsim_bench,
     )

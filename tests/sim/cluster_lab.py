@@ -31,8 +31,13 @@ class ClusterLab:
         seed: int = 1,
         hosts: tuple[str, ...] = tuple(IPS),
         versions: dict[str, str] | None = None,
+        data_root: Path | None = None,
     ) -> None:
-        self.sim = SimWorld(load_topology(ROOT / "scenarios/topologies/default.yaml"), seed=seed)
+        self.sim = SimWorld(
+            load_topology(ROOT / "scenarios/topologies/default.yaml"),
+            seed=seed,
+            data_root=data_root,
+        )
         self.versions = dict(versions or {})
         self.nodes: dict[str, PeerNode] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}

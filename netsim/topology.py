@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-import yaml
+if TYPE_CHECKING:
+    import jsonschema
+    import yaml
+
 
 from netsim.api import HostAddress, Proto
 from netsim.core.impairments import ImpairmentError, LinkSpec
@@ -122,6 +124,10 @@ def load_topology(path: str | Path) -> Topology:
 
 
 def parse_topology(text: str | bytes, *, source: str = "<string>") -> Topology:
+    # imported here: node processes given their address directly never pay for them
+    import jsonschema
+    import yaml
+
     if isinstance(text, bytes):
         if len(text) > MAX_FILE_BYTES:
             raise TopologyError(source, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")
@@ -170,6 +176,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 def _check_nodes(root: yaml.Node, source: str) -> None:
     """Reject what YAML allows but a topology must not contain: aliases (which can
     expand exponentially), non-string mapping keys and duplicate keys."""
+    import yaml
+
     seen: set[int] = set()
     stack = [root]
     while stack:
@@ -201,6 +209,8 @@ class _Locator:
         self.source = source
 
     def node(self, path: list[str | int]) -> yaml.Node:
+        import yaml
+
         node = self.root
         for part in path:
             if isinstance(node, yaml.MappingNode):

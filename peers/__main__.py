@@ -15,7 +15,7 @@ from pathlib import Path
 
 from netsim.proxy import private_ip
 from netsim.real import FileClockOffset, RealClock, RealNetwork, RealRuntime
-from netsim.topology import TopologyError, load_topology
+from netsim.topology import HostSpec, TopologyError, load_topology
 from peers.node import DEFAULT_PORT, EXIT_RESTART, SOFTWARE_VERSION, Outcome, PeerNode
 from peers.store import StoreError
 
@@ -23,7 +23,11 @@ from peers.store import StoreError
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m peers", description=__doc__)
     parser.add_argument("--host", required=True, help="host name in the topology")
-    parser.add_argument("--topology", required=True, type=Path)
+    parser.add_argument("--topology", type=Path, help="topology file naming the host")
+    parser.add_argument(
+        "--ip", help="the host's address, instead of --topology (the supervisor passes it)"
+    )
+    parser.add_argument("--mtu", type=int, default=1500, help="the host's link MTU, with --ip")
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--netsim", choices=("proxy", "off", "kernel"), default="proxy")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -34,11 +38,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> Outcome:
-    topology = load_topology(args.topology)
-    try:
-        host = topology.host(args.host)
-    except KeyError as exc:
-        raise SystemExit(f"error: {exc.args[0]}") from exc
+    if args.ip is not None:
+        host = HostSpec(args.host, "conductor", args.ip, mtu_bytes=args.mtu)
+    elif args.topology is not None:
+        try:
+            host = load_topology(args.topology).host(args.host)
+        except KeyError as exc:
+            raise SystemExit(f"error: {exc.args[0]}") from exc
+    else:
+        raise SystemExit("error: give --topology FILE or --ip ADDRESS")
     if host.role != "conductor":
         raise SystemExit(f"error: host {host.name!r} is a {host.role}, not a conductor")
     bind_ip = private_ip(host.ip) if args.netsim == "proxy" else host.ip

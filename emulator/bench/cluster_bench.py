@@ -49,13 +49,17 @@ import aiohttp
 
 from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group
 from emulator.bench.channel_bench import ChannelParams, measure_handshakes, quantile
-from emulator.bench.lab_bench import free_port, lab_already_there, tplab_argv
+from emulator.bench.lab_bench import (
+    free_port,
+    lab_already_there,
+    recorded_pids,
+    run_tplab,
+)
 from emulator.paths import DEFAULT_TOPOLOGY, REPO_ROOT
 from emulator.supervisor import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     PEER_PORT,
-    read_lab,
     same_process,
     signal_pids,
 )
@@ -261,30 +265,6 @@ async def sustained_writes(peers: Peers, duration_s: float) -> dict[str, float]:
     }
 
 
-async def _tplab(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *tplab_argv(),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=REPO_ROOT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), CLI_LIMIT_S)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace")
-
-
-def _recorded_pids(state_dir: Path) -> list[tuple[int, int | None]]:
-    lab = read_lab(state_dir) or {}
-    pids = [(lab["supervisor_pid"], lab.get("supervisor_start"))] if lab else []
-    return pids + [(h["pid"], h.get("pid_start")) for h in lab.get("hosts", []) if h.get("pid")]
-
-
 async def measure(params: ClusterParams) -> dict[str, Any]:
     topology = load_topology(DEFAULT_TOPOLOGY)
     ips = {h.name: h.ip for h in topology.hosts if h.role == "conductor"}
@@ -295,8 +275,14 @@ async def measure(params: ClusterParams) -> dict[str, Any]:
     notes: list[str] = []
     data: dict[str, Any] = {}
     try:
-        code, out = await _tplab(
-            "up", "-d", "--state-dir", str(state_dir), "--control", f"127.0.0.1:{free_port()}"
+        code, out = await run_tplab(
+            "up",
+            "-d",
+            "--state-dir",
+            str(state_dir),
+            "--control",
+            f"127.0.0.1:{free_port()}",
+            limit_s=CLI_LIMIT_S,
         )
         if code != 0:
             raise RuntimeError(f"tplab up -d failed ({code}):\n{out}")
@@ -320,8 +306,8 @@ async def measure(params: ClusterParams) -> dict[str, Any]:
             ]
             data["writes"] = await sustained_writes(peers, params.write_s)
     finally:
-        pids = _recorded_pids(state_dir)
-        code, down_out = await _tplab("down", "--state-dir", str(state_dir))
+        pids = recorded_pids(state_dir)
+        code, down_out = await run_tplab("down", "--state-dir", str(state_dir), limit_s=CLI_LIMIT_S)
         if code != 0:
             notes.append(f"tplab down exited {code}: {down_out.strip()}")
         for _ in range(int(DOWN_LIMIT_S / DOWN_POLL_S)):

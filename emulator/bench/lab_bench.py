@@ -114,7 +114,8 @@ async def _probe_until_up(session: aiohttp.ClientSession, url: str, t0: float) -
         await asyncio.sleep(PROBE_INTERVAL_S)
 
 
-async def _tplab(*args: str) -> tuple[int, str]:
+async def run_tplab(*args: str, limit_s: float = DOWN_LIMIT_S) -> tuple[int, str]:
+    """Run the `tplab` CLI, killed (by its PID) if it outlives `limit_s`."""
     proc = await asyncio.create_subprocess_exec(
         *tplab_argv(),
         *args,
@@ -123,7 +124,7 @@ async def _tplab(*args: str) -> tuple[int, str]:
         cwd=REPO_ROOT,
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), DOWN_LIMIT_S)
+        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -182,8 +183,8 @@ async def one_run(state_dir: Path, urls: dict[str, str]) -> dict[str, Any]:
             "supervisor_rss_mib": rss_mib(lab["supervisor_pid"]) if lab else math.nan,
         }
     finally:
-        pids = _recorded_pids(state_dir)
-        code, down_out = await _tplab("down", "--state-dir", str(state_dir))
+        pids = recorded_pids(state_dir)
+        code, down_out = await run_tplab("down", "--state-dir", str(state_dir))
         if code != 0:
             notes.append(f"tplab down exited {code}: {down_out.strip()}")
         for _ in range(int(DOWN_LIMIT_S / DOWN_POLL_S)):
@@ -197,7 +198,7 @@ async def one_run(state_dir: Path, urls: dict[str, str]) -> dict[str, Any]:
     return result
 
 
-def _recorded_pids(state_dir: Path) -> list[tuple[int, int | None]]:
+def recorded_pids(state_dir: Path) -> list[tuple[int, int | None]]:
     lab = read_lab(state_dir) or {}
     pids = [(lab["supervisor_pid"], lab.get("supervisor_start"))] if lab else []
     return pids + [(h["pid"], h.get("pid_start")) for h in lab.get("hosts", []) if h.get("pid")]

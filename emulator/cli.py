@@ -289,26 +289,35 @@ def cli() -> None:
     """tplab: a Cisco TelePresence Conductor cluster emulator and its network simulator."""
 
 
-@cli.group(cls=TplabGroup)
-def net() -> None:
-    """The simulated network: serve a world, then impair, partition and firewall it."""
-
-
-@net.command()
-@click.option(
+topology_option = click.option(
     "--topology",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=DEFAULT_TOPOLOGY,
     show_default="scenarios/topologies/default.yaml",
     help="topology YAML file",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="proxy",
-    show_default=True,
-    help="how the network is realised",
-)
+
+
+def backend_option(name: str) -> Callable[[F], F]:
+    """`--backend` for `net serve`, `--netsim` for `up`: the same choice under two names."""
+    return click.option(
+        name,
+        "backend",
+        type=click.Choice(BACKENDS),
+        default="proxy",
+        show_default=True,
+        help="how the network is realised",
+    )
+
+
+@cli.group(cls=TplabGroup)
+def net() -> None:
+    """The simulated network: serve a world, then impair, partition and firewall it."""
+
+
+@net.command()
+@topology_option
+@backend_option("--backend")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of every random choice")
 @click.option(
     "--state-dir",
@@ -667,21 +676,8 @@ def _down_hint(state_dir: Path) -> str:
 
 
 @cli.command()
-@click.option(
-    "--topology",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=DEFAULT_TOPOLOGY,
-    show_default="scenarios/topologies/default.yaml",
-    help="topology YAML file",
-)
-@click.option(
-    "--netsim",
-    "backend",
-    type=click.Choice(BACKENDS),
-    default="proxy",
-    show_default=True,
-    help="how the network is realised",
-)
+@topology_option
+@backend_option("--netsim")
 @_state_dir_option
 @click.option("--seed", type=int, default=None, help="seed of the world and of every host")
 @click.option(

@@ -24,10 +24,9 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group
+from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group, quantile
 from peers.core.channel import ChannelConfig, PayloadReceived, PeerChannel, dh_keypair, dh_shared
 
 A_IP = "10.99.0.1"
@@ -64,17 +63,6 @@ class ChannelParams:
             handshake_time_limit_s=base.handshake_time_limit_s * max(1.0, scale),
             records_time_limit_s=base.records_time_limit_s * max(1.0, scale),
         )
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile (q in [0, 1]); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def _shuttle(a: PeerChannel, b: PeerChannel, now: float) -> int:

@@ -36,7 +36,6 @@ import functools
 import math
 import os
 import shutil
-import signal
 import statistics
 import tempfile
 import time
@@ -47,21 +46,19 @@ from typing import Any
 
 import aiohttp
 
-from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group
-from emulator.bench.channel_bench import ChannelParams, measure_handshakes, quantile
+from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group, quantile
+from emulator.bench.channel_bench import ChannelParams, measure_handshakes
 from emulator.bench.lab_bench import (
     free_port,
     lab_already_there,
-    recorded_pids,
     run_tplab,
+    tear_down_lab,
 )
 from emulator.paths import DEFAULT_TOPOLOGY, REPO_ROOT
 from emulator.supervisor import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     PEER_PORT,
-    same_process,
-    signal_pids,
 )
 from netsim.topology import load_topology
 
@@ -306,17 +303,7 @@ async def measure(params: ClusterParams) -> dict[str, Any]:
             ]
             data["writes"] = await sustained_writes(peers, params.write_s)
     finally:
-        pids = recorded_pids(state_dir)
-        code, down_out = await run_tplab("down", "--state-dir", str(state_dir), limit_s=CLI_LIMIT_S)
-        if code != 0:
-            notes.append(f"tplab down exited {code}: {down_out.strip()}")
-        for _ in range(int(DOWN_LIMIT_S / DOWN_POLL_S)):
-            if not any(same_process(pid, start) for pid, start in pids):
-                break
-            await asyncio.sleep(DOWN_POLL_S)
-        left = signal_pids(pids, signal.SIGKILL)
-        if left:
-            notes.append(f"processes left after tplab down, killed: {left}")
+        notes.extend(await tear_down_lab(state_dir, limit_s=CLI_LIMIT_S))
         shutil.rmtree(state_dir, ignore_errors=True)
     data["notes"] = notes
     return data

@@ -133,6 +133,23 @@ async def run_tplab(*args: str, limit_s: float = DOWN_LIMIT_S) -> tuple[int, str
     return proc.returncode, out.decode(errors="replace")
 
 
+async def tear_down_lab(state_dir: Path, *, limit_s: float = DOWN_LIMIT_S) -> list[str]:
+    """`tplab down`, then SIGKILL (by recorded PID) whatever outlived it; notes of trouble."""
+    notes: list[str] = []
+    pids = recorded_pids(state_dir)
+    code, down_out = await run_tplab("down", "--state-dir", str(state_dir), limit_s=limit_s)
+    if code != 0:
+        notes.append(f"tplab down exited {code}: {down_out.strip()}")
+    for _ in range(int(DOWN_LIMIT_S / DOWN_POLL_S)):
+        if not any(same_process(pid, start) for pid, start in pids):
+            break
+        await asyncio.sleep(DOWN_POLL_S)
+    left = signal_pids(pids, signal.SIGKILL)
+    if left:
+        notes.append(f"processes left after tplab down, killed: {left}")
+    return notes
+
+
 async def one_run(state_dir: Path, urls: dict[str, str]) -> dict[str, Any]:
     """`tplab up -d`, time to every peer answering, RSS, then always `tplab down`."""
     control = f"127.0.0.1:{free_port()}"
@@ -183,17 +200,7 @@ async def one_run(state_dir: Path, urls: dict[str, str]) -> dict[str, Any]:
             "supervisor_rss_mib": rss_mib(lab["supervisor_pid"]) if lab else math.nan,
         }
     finally:
-        pids = recorded_pids(state_dir)
-        code, down_out = await run_tplab("down", "--state-dir", str(state_dir))
-        if code != 0:
-            notes.append(f"tplab down exited {code}: {down_out.strip()}")
-        for _ in range(int(DOWN_LIMIT_S / DOWN_POLL_S)):
-            if not any(same_process(pid, start) for pid, start in pids):
-                break
-            await asyncio.sleep(DOWN_POLL_S)
-        left = signal_pids(pids, signal.SIGKILL)
-        if left:
-            notes.append(f"processes left after tplab down, killed: {left}")
+        notes.extend(await tear_down_lab(state_dir))
     result["notes"] = notes
     return result
 

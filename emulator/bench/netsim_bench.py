@@ -40,7 +40,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group
+from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group, quantile
 from netsim.api import Address, DatagramEndpoint, HostAddress, Proto
 from netsim.core.impairments import LinkSpec
 from netsim.launch import open_world
@@ -113,17 +113,6 @@ class NetsimParams:
 
 
 # ------------------------------------------------------------------------ helpers
-def quantile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile (q in [0, 1]); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def _stats_ms(values: Sequence[float]) -> dict[str, Any]:
     return {
         "n": len(values),

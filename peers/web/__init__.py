@@ -20,8 +20,9 @@ import jinja2
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from netsim.websession import session_middleware
 from peers.web.keys import NODE, SERVED_CERT, USER
-from peers.web.security import auth_middleware, error_middleware, session_middleware
+from peers.web.security import auth_middleware, error_middleware
 
 if TYPE_CHECKING:
     from peers.node import PeerNode

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from netsim.websession import api_error
 from peers.core.settings import SETTINGS, Setting, SettingError, SettingErrors, page_settings
 from peers.status import overview, page_status
 from peers.store import USERS
@@ -29,7 +30,6 @@ from peers.web.actions import (
     save_settings,
 )
 from peers.web.keys import NODE, SERVED_CERT, USER
-from peers.web.security import api_error
 from peers.web.views import SETTINGS_PAGES, SettingsPage
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,82 +1,31 @@
-"""Login sessions, CSRF tokens, HTTP Basic for the API, and error answers.
+"""The peer's login checks and error answers, on the shared building blocks of
+`netsim.websession` (cookie sessions, CSRF tokens, HTTP Basic, JSON errors).
 
-Sessions use aiohttp_session's `EncryptedCookieStorage` and `Session`, with
-this module's own middleware and `get_session` / `new_session`: the library's
-keep their state under plain string request keys, which aiohttp 3.14 warns
-about (`NotAppKeyWarning`); typed `web.RequestKey`s here avoid that.
+Pages need a login session that expires after the configured idle time, and
+every form POST its CSRF token; the JSON API needs HTTP Basic with the admin
+account. Failed logins and rejected forms are written to the event log.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
-import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_session import AbstractStorage, Session
 
+from netsim.websession import (
+    Handler,
+    api_error,
+    basic_credentials,
+    check_csrf,
+    get_session,
+    is_api,
+)
 from peers.web.keys import NODE, USER
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = ("/login", "/static/", "/api/v1/openapi.json")
-CSRF_FIELD = "csrf_token"
-
-
-_STORAGE: web.RequestKey[AbstractStorage] = web.RequestKey("session_storage")
-#: the request's session and its contents as loaded (saved only when they change)
-_SESSION: web.RequestKey[tuple[Session, dict[str, Any] | None]] = web.RequestKey("session")
-
-
-def session_middleware(storage: AbstractStorage) -> Any:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[_STORAGE] = storage
-        response: web.StreamResponse | web.HTTPException
-        raised = False
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            response, raised = exc, True
-        loaded = request.get(_SESSION)
-        if loaded is not None and isinstance(response, web.Response | web.HTTPException):
-            session, before = loaded
-            if before is None or dict(session) != before:
-                await storage.save_session(request, response, session)
-        if raised:
-            assert isinstance(response, web.HTTPException)
-            raise response
-        return response
-
-    return middleware
-
-
-async def get_session(request: web.Request) -> Session:
-    loaded = request.get(_SESSION)
-    if loaded is None:
-        session = await request[_STORAGE].load_session(request)
-        request[_SESSION] = loaded = (session, dict(session))
-    return loaded[0]
-
-
-async def new_session(request: web.Request) -> Session:
-    session = await request[_STORAGE].new_session()
-    request[_SESSION] = (session, None)
-    return session
-
-
-def is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
-
-
-def api_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
 
 
 @web.middleware
@@ -109,19 +58,6 @@ async def error_page(request: web.Request, status: int, message: str) -> web.Res
     return aiohttp_jinja2.render_template("error.html", request, context, status=status)
 
 
-def basic_credentials(request: web.Request) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
-
-
 def check_login(request: web.Request, user: str, password: str, *, via: str) -> bool:
     """Admin login (pages and API). Failures are written to the event log."""
     node = request.app[NODE]
@@ -131,14 +67,6 @@ def check_login(request: web.Request, user: str, password: str, *, via: str) -> 
             "login_failed", level="warning", user=user[:64], source=request.remote or "", via=via
         )
     return ok
-
-
-async def csrf_token(session: Session) -> str:
-    token = session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session["csrf"] = token
-    return token
 
 
 @web.middleware
@@ -165,22 +93,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise web.HTTPSeeOther(f"/login?next={request.path_qs}")
     session["seen"] = now
     request[USER] = user
-    if request.method == "POST":
-        form = await request.post()
-        expected = session.get("csrf")
-        given = form.get(CSRF_FIELD)
-        if (
-            not isinstance(expected, str)
-            or not isinstance(given, str)
-            or not hmac.compare_digest(expected, given)
-        ):
-            node.store.log_event(
-                "csrf_rejected", level="warning", path=path, source=request.remote or ""
-            )
-            return await error_page(
-                request,
-                403,
-                "The security token of this form is missing or out of date; nothing was saved. "
-                "Reload the page and try again.",
-            )
+    if request.method == "POST" and not await check_csrf(request, session):
+        node.store.log_event(
+            "csrf_rejected", level="warning", path=path, source=request.remote or ""
+        )
+        return await error_page(
+            request,
+            403,
+            "The security token of this form is missing or out of date; nothing was saved. "
+            "Reload the page and try again.",
+        )
     return await handler(request)

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from netsim.websession import CSRF_FIELD, csrf_token, get_session, new_session
 from peers.core.settings import SETTINGS, SettingErrors, page_settings
 from peers.status import overview, page_status
 from peers.store import USERS
@@ -28,7 +29,7 @@ from peers.web.actions import (
     save_settings,
 )
 from peers.web.keys import NODE, SERVED_CERT, USER
-from peers.web.security import CSRF_FIELD, check_login, csrf_token, get_session, new_session
+from peers.web.security import check_login
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,0 +1,123 @@
+"""Building blocks every node's admin web server shares: typed-key cookie
+sessions, CSRF tokens, HTTP Basic parsing, JSON error answers.
+
+Sessions use aiohttp_session's storages (e.g. `EncryptedCookieStorage`) and
+`Session`, with this module's own middleware and `get_session` /
+`new_session`: the library's keep their state under plain string request keys,
+which aiohttp 3.14 warns about (`NotAppKeyWarning`); typed `web.RequestKey`s
+here avoid that.
+
+Nothing here knows a node: who may log in, what is logged and how error pages
+look stay with each node's `web` package.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp_session import AbstractStorage, Session
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: name of the hidden form field that carries the CSRF token
+CSRF_FIELD = "csrf_token"
+#: where the CSRF token lives in the session
+_CSRF_KEY = "csrf"
+
+_STORAGE: web.RequestKey[AbstractStorage] = web.RequestKey("session_storage")
+#: the request's session and its contents as loaded (saved only when they change)
+_SESSION: web.RequestKey[tuple[Session, dict[str, Any] | None]] = web.RequestKey("session")
+
+
+def session_middleware(storage: AbstractStorage) -> Any:
+    """Makes `storage` available to `get_session` / `new_session` and saves the
+    session after the handler, only if it is new or its contents changed."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[_STORAGE] = storage
+        response: web.StreamResponse | web.HTTPException
+        raised = False
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response, raised = exc, True
+        loaded = request.get(_SESSION)
+        if loaded is not None and isinstance(response, web.Response | web.HTTPException):
+            session, before = loaded
+            if before is None or dict(session) != before:
+                await storage.save_session(request, response, session)
+        if raised:
+            assert isinstance(response, web.HTTPException)
+            raise response
+        return response
+
+    return middleware
+
+
+async def get_session(request: web.Request) -> Session:
+    """The request's session, loaded from its cookie on first use."""
+    loaded = request.get(_SESSION)
+    if loaded is None:
+        session = await request[_STORAGE].load_session(request)
+        request[_SESSION] = loaded = (session, dict(session))
+    return loaded[0]
+
+
+async def new_session(request: web.Request) -> Session:
+    """A fresh, empty session replacing the request's (e.g. after a login)."""
+    session = await request[_STORAGE].new_session()
+    request[_SESSION] = (session, None)
+    return session
+
+
+async def csrf_token(session: Session) -> str:
+    """The session's CSRF token, made on first use."""
+    token = session.get(_CSRF_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[_CSRF_KEY] = token
+    return token
+
+
+async def check_csrf(request: web.Request, session: Session) -> bool:
+    """Whether the posted form's `CSRF_FIELD` matches the session's token
+    (constant-time comparison). False when either is missing."""
+    form = await request.post()
+    expected = session.get(_CSRF_KEY)
+    given = form.get(CSRF_FIELD)
+    return (
+        isinstance(expected, str)
+        and isinstance(given, str)
+        and hmac.compare_digest(expected, given)
+    )
+
+
+def basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    """(user, password) from an HTTP Basic `Authorization` header, or None if
+    the header is absent, of another scheme or malformed."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def is_api(request: web.Request) -> bool:
+    """Whether the request is for the JSON API (under /api/)."""
+    return request.path.startswith("/api/")
+
+
+def api_error(status: int, message: str, **extra: Any) -> web.Response:
+    """A JSON error answer: {"error": message, **extra}."""
+    return web.json_response({"error": message, **extra}, status=status)

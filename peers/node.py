@@ -15,14 +15,13 @@ import enum
 import json
 import os
 import ssl
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from netsim.api import Runtime
+from netsim.certs import make_certificates, server_ssl_context
 from netsim.http import NetsimSite
-from peers.certs import make_certificates
 from peers.core.replication import Entry
 from peers.rules import PEER_KEYS
 from peers.store import ConfigStore, SaveOutcome
@@ -100,15 +99,7 @@ class PeerNode:
         cert_pem, key_pem, _ = certificates["server"]
         ca_pem = certificates["ca"][0]
         self.served_server_pem = cert_pem
-        tls_dir: Path = self.runtime.data_dir / "tls"
-        tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        chain, key = tls_dir / "server-chain.pem", tls_dir / "server-key.pem"
-        chain.write_text(cert_pem + ca_pem)
-        key.touch(mode=0o600)
-        key.write_text(key_pem)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(chain, key)
-        return context
+        return server_ssl_context(cert_pem, key_pem, ca_pem, self.runtime.data_dir / "tls")
 
     async def start(self) -> None:
         self._first_start()

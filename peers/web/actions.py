@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from peers.certs import describe, make_certificates
+from netsim.certs import describe, make_certificates
 from peers.core.settings import SettingError, SettingErrors
 from peers.rules import check_changes
 from peers.status import fqdn

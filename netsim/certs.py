@@ -1,9 +1,10 @@
-"""Per-peer security certificates (G-S2: certificates are peer-specific).
+"""Each host's TLS identity: a certificate authority of its own and a server
+certificate signed by it (G-S2: a Conductor peer's certificates are peer-specific).
 
-Each peer makes its own certificate authority at first start and a server
-certificate signed by it, naming the peer's address (IP SAN) and FQDN, with
-`cryptography`. The VCS and other peers verify a peer's HTTPS against that CA
-once it is uploaded to their trusted CA list.
+A node (Conductor peer, VCS, bridge) makes its CA at first start and a server
+certificate naming its address (IP SAN) and FQDN, with `cryptography`. A client
+verifies the node's HTTPS against that CA once it is in the client's trusted CA
+list (the VCS's policy-service certificate verification, G-R7).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import random
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -135,3 +138,16 @@ def describe(cert_pem: str) -> dict[str, str]:
         "alt_names": alt_names,
         "fingerprint_sha256": cert.fingerprint(hashes.SHA256()).hex(":").upper(),
     }
+
+
+def server_ssl_context(cert_pem: str, key_pem: str, ca_pem: str, tls_dir: Path) -> ssl.SSLContext:
+    """A server-side TLS context serving `cert_pem` with its CA as the chain (the
+    files go to `tls_dir`, private to the node: `ssl` loads keys only from files)."""
+    tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    chain, key = tls_dir / "server-chain.pem", tls_dir / "server-key.pem"
+    chain.write_text(cert_pem + ca_pem)
+    key.touch(mode=0o600)
+    key.write_text(key_pem)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain, key)
+    return context

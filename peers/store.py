@@ -12,7 +12,6 @@ peer-specific settings are kept apart by scope (G-S1 / G-S2) so replication
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
 import hmac
@@ -24,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidKey
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from sqlalchemy import (
     Boolean,
     Engine,
@@ -33,12 +30,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from netsim.storekit import check_password, hash_password, open_engine
 from peers.core.alarms import CATALOGUE
 from peers.core.hlc import HybridClock, Version
 from peers.core.replication import Entry
@@ -172,22 +168,6 @@ class Alarm:
     raised: str
 
 
-def _hash_password(password: str, salt: bytes) -> str:
-    kdf = Scrypt(salt=salt, length=32, n=2**14, r=8, p=1)
-    digest = kdf.derive(password.encode())
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
-
-
-def _check_password(password: str, stored: str) -> bool:
-    try:
-        _, salt_b64, digest_b64 = stored.split("$")
-        kdf = Scrypt(salt=base64.b64decode(salt_b64), length=32, n=2**14, r=8, p=1)
-        kdf.verify(password.encode(), base64.b64decode(digest_b64))
-    except (ValueError, InvalidKey):
-        return False
-    return True
-
-
 class ConfigStore:
     def __init__(
         self,
@@ -199,9 +179,7 @@ class ConfigStore:
         self.url = url
         self._wall = wall
         self._rng = rng or random.Random()
-        self.engine: Engine = create_engine(url)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine = open_engine(url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         #: reads served from memory; every write transaction (`_write`) clears it. One
         #: process owns a store, so nothing else can change the database under it.
@@ -238,14 +216,14 @@ class ConfigStore:
                     UserRow(
                         name="root",
                         scope=Scope.PEER.value,
-                        password_hash=_hash_password(DEFAULT_PASSWORD, self._rng.randbytes(16)),
+                        password_hash=hash_password(DEFAULT_PASSWORD, self._rng.randbytes(16)),
                         is_default=True,
                         changed=self._now(),
                     )
                 )
                 clock = HybridClock(serial)
                 admin = {
-                    "hash": _hash_password(DEFAULT_PASSWORD, self._rng.randbytes(16)),
+                    "hash": hash_password(DEFAULT_PASSWORD, self._rng.randbytes(16)),
                     "default": True,
                 }
                 self._put(s, Entry(ADMIN_ENTRY, clock.tick(self._wall_ms()), False, admin))
@@ -479,7 +457,7 @@ class ConfigStore:
         token = hmac.new(self._verify_secret, f"{name}\0{password}".encode(), "sha256").digest()
         if self._verified.get(name) == (token, stored):
             return True
-        if not _check_password(password, stored):
+        if not check_password(password, stored):
             return False
         self._verified[name] = (token, stored)
         return True
@@ -502,7 +480,7 @@ class ConfigStore:
         if password == DEFAULT_PASSWORD:
             raise SettingErrors([_user_error(name, "password must not be the factory default")])
         now = self._now()
-        hashed = _hash_password(password, self._rng.randbytes(16))
+        hashed = hash_password(password, self._rng.randbytes(16))
         entries: list[Entry] = []
         with self._write() as s:
             if name == "admin":  # the admin account is shared (G-S1): a replicated entry
@@ -741,11 +719,3 @@ def _shown(secret: bool, value: Any) -> str:
 
 def _user_error(name: str, message: str) -> SettingError:
     return SettingError(f"users.{name}.password", f"{name} password", message)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()

@@ -293,8 +293,9 @@ def validate_service(data: Mapping[str, Any]) -> PolicyService:
     if len(set(used)) != len(used):
         errors.append(ConfigError("servers", "Server addresses", "an address is given twice"))
     paths = {}
-    for key in ("path", "status_path"):
-        value = _text(data, key, L[key], errors, max_len=200, required=True)
+    for key, default in (("path", "pdp/policy"), ("status_path", "pdp/status")):
+        given = data if key in data else {key: default}
+        value = _text(given, key, L[key], errors, max_len=200, required=True)
         if value and not _PATH.match(value):
             errors.append(ConfigError(key, L[key], "must be a URL path"))
         paths[key] = value

@@ -51,7 +51,7 @@ bench: install
 	$(PY) -m emulator.bench
 
 soak: install
-	HYPOTHESIS_PROFILE=soak TPLAB_REPLICATION_EXAMPLES=10000 TPLAB_CLUSTER_EXAMPLES=10000 $(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=soak TPLAB_REPLICATION_EXAMPLES=10000 TPLAB_CLUSTER_EXAMPLES=10000 TPLAB_FAILOVER_EXAMPLES=500 $(PY) -m pytest -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results test-artifacts

@@ -91,8 +91,10 @@ class PolicyClient:
             client_ssl_context(service, trusted_pem) if service.protocol == "HTTPS" else None
         )
         self._on_change = on_change
-        self._auth = (
-            aiohttp.BasicAuth(service.username, service.password) if service.username else None
+        self._headers = (
+            {"Authorization": aiohttp.encode_basic_auth(service.username, service.password)}
+            if service.username
+            else {}
         )
         self._timeout = aiohttp.ClientTimeout(total=service.request_timeout_s)
         self._wake = asyncio.Event()
@@ -127,7 +129,7 @@ class PolicyClient:
         try:
             async with self._session.get(
                 self.service.url(server.address, self.service.status_path),
-                auth=self._auth,
+                headers=self._headers,
                 ssl=self._ssl if self._ssl is not None else True,
                 timeout=self._timeout,
                 allow_redirects=True,
@@ -169,8 +171,7 @@ class PolicyClient:
             async with self._session.post(
                 self.service.url(server.address, self.service.path),
                 data=body,
-                headers={"Content-Type": CONTENT_TYPE},
-                auth=self._auth,
+                headers={"Content-Type": CONTENT_TYPE, **self._headers},
                 ssl=self._ssl if self._ssl is not None else True,
                 timeout=self._timeout,
             ) as response:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 MAX_TRUSTED_BYTES = 512 * 1024
 PASSWORD_FIELDS = {"new_password": "New password", "confirm_password": "Confirm password"}
+CALL_LABELS = {"source": "Source alias", "destination": "Destination alias", "protocol": "Protocol"}
+MAX_ALIAS_CHARS = 256
 
 
 def targets(node: VcsNode) -> tuple[str, ...]:
@@ -104,6 +106,25 @@ async def set_trusted_cas(node: VcsNode, pem: Any, *, user: str) -> int:
     node.store.set_trusted_cas(pem, user=user)
     await node.reload_services()
     return count
+
+
+def check_call(source: Any, destination: Any, protocol: Any) -> tuple[str, str, str]:
+    """The Place call form's fields (Status > Calls), checked as the calls API checks them:
+    aliases of 1-256 characters without spaces or control characters, SIP or H323."""
+    errors = []
+    for name, value in (("source", source), ("destination", destination)):
+        label = CALL_LABELS[name]
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_ALIAS_CHARS:
+            errors.append(
+                ConfigError(name, label, f"must be an alias of 1-{MAX_ALIAS_CHARS} characters")
+            )
+        elif any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+            errors.append(ConfigError(name, label, "may not contain spaces or control characters"))
+    if protocol not in ("SIP", "H323"):
+        errors.append(ConfigError("protocol", CALL_LABELS["protocol"], "must be SIP or H323"))
+    if errors:
+        raise ConfigErrors(errors)
+    return str(source), str(destination), str(protocol)
 
 
 def change_password(node: VcsNode, new: Any, confirm: Any, *, user: str) -> None:

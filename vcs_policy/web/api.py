@@ -187,22 +187,16 @@ async def events(request: web.Request) -> web.Response:
 
 
 # ----------------------------------------------------------------------- calls
-def _text_field(body: dict[str, Any], name: str, default: str | None = None) -> str:
-    value = body.get(name, default)
-    if not isinstance(value, str) or not value.strip() or len(value) > 256:
-        raise web.HTTPBadRequest(reason=f"{name}: must be an alias of 1-256 characters")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
-        raise web.HTTPBadRequest(reason=f"{name}: may not contain spaces or control characters")
-    return value
-
-
 async def place_call(request: web.Request) -> web.Response:
     body = await json_body(request)
-    source = _text_field(body, "source", "endpoint@example.com")
-    destination = _text_field(body, "destination")
-    protocol = body.get("protocol", "SIP")
-    if protocol not in ("SIP", "H323"):
-        return api_error(400, "protocol: must be SIP or H323")
+    try:
+        source, destination, protocol = actions.check_call(
+            body.get("source", "endpoint@example.com"),
+            body.get("destination"),
+            body.get("protocol", "SIP"),
+        )
+    except ConfigErrors as exc:
+        return errors_answer(exc)
     result = await request.app[NODE].place_call(source, destination, protocol)
     return web.json_response(result.to_dict())
 

@@ -6,17 +6,20 @@
 """
 
 from vcs_policy.wire.cpl import (
+    DEFAULT_SEARCH_CPL,
     Action,
     CplResult,
     cpl_allow,
     cpl_redirect,
     cpl_reject,
     evaluate_cpl,
+    evaluate_default_cpl,
 )
 from vcs_policy.wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from vcs_policy.wire.policy import PolicyRequest
 
 __all__ = [
+    "DEFAULT_SEARCH_CPL",
     "Action",
     "CplResult",
     "LocalProtocolError",
@@ -27,4 +30,5 @@ __all__ = [
     "cpl_redirect",
     "cpl_reject",
     "evaluate_cpl",
+    "evaluate_default_cpl",
 ]

@@ -4,8 +4,9 @@
   not allow (a request without a destination alias, a reject without a status).
 - `RemoteProtocolError`: bytes from the network do not parse or break the
   protocol. Every decoder raises only this for bad input; `reason` is a short tag
-  (`"malformed"`, `"unsupported"`, `"too_large"`, ...), the message says what and
-  where, for the event log and for a 400 answer.
+  (`"malformed"`, `"missing"`, `"unsupported"`, `"forbidden"` for DTDs and
+  entities, `"too_large"`), the message says what and where, for the event log
+  and for a 400 answer.
 """
 
 from __future__ import annotations

@@ -9,7 +9,13 @@ choices where the sources are silent (UNCONFIRMED there):
 - `GLOBAL_CALL_SERIAL_NUMBER` is spelt with underscores, as third-party servers parse it;
 - `UTCTIME` is `YYYY-MM-DD HH:MM:SS` in UTC;
 - parameters this module does not know are ignored on decode (a newer VCS may
-  send more), but a parameter given twice is an error.
+  send more, repeated or not), but a known parameter given twice is an error.
+
+A request is valid when `problems()` is empty: known values for the enumerated
+parameters, text without control characters that UTF-8 can encode (no lone
+surrogates), at most `MAX_VALUE_CHARS` per value, a real port and a real UTC
+time, the parameters its `POLICY_TYPE` needs, and a body of at most
+`MAX_BODY_BYTES` once encoded.
 
 Invariants: `PolicyRequest.decode` takes any bytes and returns a request or raises
 `RemoteProtocolError`; `decode(r.encode()) == r` for every valid request `r`;
@@ -21,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 from vcs_policy.wire.errors import LocalProtocolError, RemoteProtocolError
@@ -58,7 +65,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "NETWORK_TYPE": NETWORK_TYPES,
     "TRAVERSAL_TYPE": TRAVERSAL_TYPES,
 }
-_UTCTIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+_UTCTIME = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -108,6 +115,8 @@ class PolicyRequest:
                 found.append(f"{f.name} is longer than {MAX_VALUE_CHARS} characters")
             if _CONTROL.search(value):
                 found.append(f"{f.name} contains control characters")
+            if not _encodable(value):
+                found.append(f"{f.name} is not valid Unicode text (lone surrogate)")
             allowed = CHOICES.get(f.name)
             if value and allowed is not None and value not in allowed:
                 found.append(f"{f.name} must be one of {', '.join(allowed)} (got {value[:40]!r})")
@@ -121,8 +130,8 @@ class PolicyRequest:
             and int(self.SOURCE_PORT) <= 65535
         ):
             found.append("SOURCE_PORT must be a port number 0-65535")
-        if self.UTCTIME and not _UTCTIME.match(self.UTCTIME):
-            found.append("UTCTIME must be YYYY-MM-DD HH:MM:SS")
+        if self.UTCTIME and not _is_utctime(self.UTCTIME):
+            found.append("UTCTIME must be a real time as YYYY-MM-DD HH:MM:SS")
         if self.POLICY_TYPE == "REGISTRATION":
             if not self.ALIAS:
                 found.append("ALIAS is missing (required for POLICY_TYPE=REGISTRATION)")
@@ -138,17 +147,28 @@ class PolicyRequest:
                 )
         if not self.PROTOCOL:
             found.append("PROTOCOL is missing")
+        if not found:
+            # the peer refuses a larger body, so a request that encodes larger is
+            # invalid here rather than a request that cannot be decoded there
+            size = len(self._body())
+            if size > MAX_BODY_BYTES:
+                found.append(f"encodes to {size} bytes, more than {MAX_BODY_BYTES}")
         return found
 
-    def encode(self) -> bytes:
-        problems = self.problems()
-        if problems:
-            raise LocalProtocolError("invalid policy request: " + "; ".join(problems))
+    def _body(self) -> bytes:
         pairs = [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name)]
         return urlencode(pairs).encode("ascii")
 
+    def encode(self) -> bytes:
+        """The form-encoded body; `LocalProtocolError` when the request is invalid."""
+        problems = self.problems()
+        if problems:
+            raise LocalProtocolError("invalid policy request: " + "; ".join(problems))
+        return self._body()
+
     @classmethod
     def decode(cls, body: bytes) -> PolicyRequest:
+        """The request in a form-encoded `body`; `RemoteProtocolError` for anything else."""
         if not isinstance(body, bytes | bytearray):
             raise RemoteProtocolError("policy request body must be bytes")
         if len(body) > MAX_BODY_BYTES:
@@ -172,7 +192,7 @@ class PolicyRequest:
                 max_num_fields=MAX_FIELDS,
             )
         except UnicodeDecodeError as exc:
-            raise RemoteProtocolError("a policy request value is not valid UTF-8") from exc
+            raise RemoteProtocolError("a policy request name or value is not valid UTF-8") from exc
         except ValueError as exc:
             raise RemoteProtocolError(f"policy request body is not form-encoded: {exc}") from exc
         known = {f.name for f in fields(cls)}
@@ -192,3 +212,24 @@ class PolicyRequest:
 
     def replace(self, **changes: str) -> PolicyRequest:
         return dataclasses.replace(self, **changes)
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_utctime(value: str) -> bool:
+    """`YYYY-MM-DD HH:MM:SS` with ASCII digits, naming a time that exists."""
+    match = _UTCTIME.fullmatch(value)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
+    try:
+        datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return False
+    return True

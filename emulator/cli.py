@@ -4,11 +4,13 @@
 serves its REST control API; the other `tplab net` commands are clients of
 that API. `tplab up` runs a whole lab: the world, its control API and one
 process per host, under `emulator.supervisor`; `tplab status` and `tplab down`
-read the lab's `lab.json` from any shell. Later groups (`scenario`, `lab`)
-hang off the top-level `cli` group the same way `net` does.
+read the lab's `lab.json` from any shell. `tplab call` and `tplab load` place
+calls on the running lab's VCS through its JSON API. Later groups (`scenario`,
+`lab`) hang off the top-level `cli` group the same way `net` does.
 
-Exit status: 0 on success, 2 for bad input (usage errors and what the world
-refuses), 1 when the world cannot be reached or cannot start.
+Exit status: 0 on success, 2 for bad input (usage errors, and what the world
+or the VCS refuses), 1 when the world cannot be reached or cannot start; for
+`call` and `load`, 1 also when a call did not connect.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 from aiohttp import web
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 from yarl import URL
 
 from emulator.paths import CONTROL_ENV, DEFAULT_CONTROL, DEFAULT_STATE_DIR, DEFAULT_TOPOLOGY
@@ -40,6 +43,7 @@ from netsim.topology import Topology, TopologyError, load_topology
 
 if TYPE_CHECKING:
     from emulator.supervisor import LabConfig
+    from emulator.vcs_api import VcsApi
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -596,21 +600,62 @@ def _state_dir_option(f: F) -> F:
     )(f)
 
 
+def describe_calls(calls: dict[str, Any]) -> str:
+    """A VCS's call summary in a table cell: `N ok / M rejected / K failed, p50 X ms`."""
+    text = (
+        f"{calls.get('connected', 0)} ok / {calls.get('rejected', 0)} rejected / "
+        f"{calls.get('failed', 0)} failed"
+    )
+    p50 = calls.get("setup_ms_p50")
+    return text if p50 is None else f"{text}, p50 {p50:.1f} ms"
+
+
+def policy_lines(lab: dict[str, Any]) -> list[str]:
+    """One line per policy service server of each VCS, as its Status page shows it."""
+    lines = []
+    for host in lab.get("hosts", []):
+        for service in host.get("policy_services") or []:
+            head = f"{host['host']} policy service {service.get('name', '?')}:"
+            servers = service.get("servers") or []
+            if not servers:
+                lines.append(f"{head} {service.get('status', 'No servers')}")
+            for server in servers:
+                line = f"{head} Server {server.get('slot')} {server.get('address')} "
+                line += str(server.get("text") or server.get("status") or "")
+                if server.get("status") == "Failed" and server.get("reason"):
+                    line += f" ({server['reason']})"
+                lines.append(line)
+    return lines
+
+
+def lab_view(lab: dict[str, Any]) -> Group:
+    """The lab table, then the policy service lines of its VCS hosts (the live display)."""
+    return Group(lab_table(lab), *(Text(line) for line in policy_lines(lab)))
+
+
+def _print_lab(lab: dict[str, Any], console: Console) -> None:
+    console.print(lab_table(lab))
+    for line in policy_lines(lab):
+        click.echo(line)
+
+
 def lab_table(lab: dict[str, Any]) -> Table:
-    """One row per host: URL, state, PID, alarms, restart required, restarts and notes."""
+    """One row per host: URL, state, PID, alarms, restart required, restarts, the VCS's
+    calls and notes."""
     table = Table(
         title=f"lab {lab.get('topology_name', '?')} ({lab.get('backend', '?')} backend): "
         f"{lab.get('state', '?')}",
         title_justify="left",
     )
-    columns = ("host", "role", "URL", "state", "pid", "restarts", "alarms", "restart req.", "note")
-    for column in columns:
+    columns = ("host", "role", "URL", "state", "pid", "restarts", "alarms", "restart req.")
+    for column in (*columns, "calls", "note"):
         table.add_column(column, no_wrap=column in ("URL", "host"))
     for host in lab.get("hosts", []):
         state = str(host.get("state", "?"))
         style = _STATE_STYLE.get(state, "")
         built = state != "not built yet"
         alarms, required = host.get("alarms"), host.get("restart_required")
+        calls = host.get("calls")
         table.add_row(
             host["host"],
             host.get("role", ""),
@@ -620,6 +665,7 @@ def lab_table(lab: dict[str, Any]) -> Table:
             str(host.get("restarts", 0)) if built else "",
             "" if alarms is None else str(alarms),
             "" if required is None else ("yes" if required else "no"),
+            "" if calls is None else describe_calls(calls),
             str(host.get("note") or ""),
         )
     return table
@@ -631,7 +677,7 @@ def _login_lines(lab: dict[str, Any]) -> list[str]:
     urls = [h["url"] for h in lab.get("hosts", []) if h.get("url")]
     lines = [
         f"log in at {', '.join(urls)} as {DEFAULT_USER} / {DEFAULT_PASSWORD} "
-        "(each peer signs its certificate with its own CA: accept the browser's warning)"
+        "(each host signs its certificate with its own CA: accept the browser's warning)"
     ]
     if lab.get("backend") == "kernel":
         lines.append(
@@ -668,6 +714,18 @@ def _refuse_orphans(lab: dict[str, Any], state_dir: Path) -> None:
             f"the supervisor of the lab on {state_dir} is gone but its processes still run: "
             f"{listed}; stop them with `tplab down --state-dir {state_dir}`"
         )
+
+
+def _running_lab(state_dir: Path) -> dict[str, Any]:
+    """`lab_status` of the lab running on `state_dir` (CliFailure when none runs)."""
+    from emulator.supervisor import lab_status
+
+    lab = lab_status(state_dir)
+    if lab is not None and not lab["running"]:
+        _refuse_orphans(lab, state_dir)
+    if lab is None or not lab["running"]:
+        raise CliFailure(f"no lab is running on {state_dir}; start one with `tplab up`")
+    return lab
 
 
 def _down_hint(state_dir: Path) -> str:
@@ -750,8 +808,8 @@ def _up_foreground(config: LabConfig, topology: Topology) -> None:
 
     supervisor = Supervisor(config, topology, on_event=event)
 
-    def table() -> Table:
-        return lab_table(merge(supervisor.snapshot(), supervisor.state_dir))
+    def table() -> Group:
+        return lab_view(merge(supervisor.snapshot(), supervisor.state_dir))
 
     def ready(sup: Supervisor) -> None:
         for line in _login_lines(sup.snapshot()):
@@ -867,7 +925,7 @@ def _up_detached(config: LabConfig) -> None:
             )
         time.sleep(LAB_POLL_S)
     console = _console()
-    console.print(lab_table(lab))
+    _print_lab(lab, console)
     click.echo(
         f"lab {lab['topology_name']} is running in the background (supervisor pid {pid}, log {log})"
     )
@@ -891,19 +949,13 @@ def _reap(pid: int, timeout_s: float) -> int | None:
 @_state_dir_option
 @click.option("--json", "as_json", is_flag=True, help="print the lab's state as JSON")
 def status(state_dir: Path, as_json: bool) -> None:
-    """Show the running lab: each host's URL, state, PID, alarms and restart notices."""
-    from emulator.supervisor import lab_status
-
-    lab = lab_status(state_dir)
-    if lab is not None and not lab["running"]:
-        _refuse_orphans(lab, state_dir)
-    if lab is None or not lab["running"]:
-        raise CliFailure(f"no lab is running on {state_dir}; start one with `tplab up`")
+    """Show the running lab: each host's URL, state, PID, alarms and restart notices, the
+    VCS's calls and the status of its policy service servers."""
+    lab = _running_lab(state_dir)
     if as_json:
         click.echo(json.dumps(lab, indent=2, sort_keys=True))
         return
-    console = _console()
-    console.print(lab_table(lab))
+    _print_lab(lab, _console())
     click.echo(
         f"supervisor pid {lab['supervisor_pid']}, started {lab['started']}, "
         f"state dir {lab['state_dir']}"
@@ -982,6 +1034,300 @@ def _remove_namespaces(names: list[str]) -> None:
             with contextlib.suppress(OSError):
                 netns.remove(name)
                 click.echo(f"removed network namespace {name}")
+
+
+# ---------------------------------------------------------------------- VCS
+#: environment variable with the VCS admin password (`--password` wins)
+VCS_PASSWORD_ENV = "TPLAB_VCS_PASSWORD"
+#: bound on one call: a search rule's policy service may try three servers in turn
+CALL_TIMEOUT_S = 120.0
+#: how often `tplab load` asks how far the load got
+LOAD_POLL_S = 0.25
+#: how long `tplab load` waits beyond the load's duration for its last calls to end
+LOAD_MARGIN_S = 120.0
+#: the VCS's own limits of a load (`vcs_policy.node.MAX_LOAD_RATE`, `MAX_LOAD_DURATION_S`)
+MAX_LOAD_RATE = 10_000.0
+MAX_LOAD_DURATION_S = 86_400.0
+_PROTOCOL = click.Choice(["SIP", "H323"], case_sensitive=False)
+
+
+def _vcs_options(f: F) -> F:
+    """--state-dir, --vcs, --user and --password: which lab's VCS, and its admin account."""
+    options = (
+        click.option(
+            "--password",
+            envvar=VCS_PASSWORD_ENV,
+            default=None,
+            help=f"the account's password [default: ${VCS_PASSWORD_ENV} or TANDBERG]",
+        ),
+        click.option("--user", default="admin", show_default=True, help="the VCS admin account"),
+        click.option(
+            "--vcs",
+            "vcs_name",
+            metavar="HOST",
+            default=None,
+            help="the VCS host, when the topology has more than one",
+        ),
+        _state_dir_option,
+    )
+    for option in options:
+        f = option(f)
+    return f
+
+
+def _lab_vcs(state_dir: Path, name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The running lab on `state_dir` and its VCS host (the one named `name`), up."""
+    lab = _running_lab(state_dir)
+    hosts = [h for h in lab.get("hosts", []) if h.get("role") == "vcs"]
+    names = ", ".join(h["host"] for h in hosts)
+    if name is not None:
+        named = [h for h in hosts if h["host"] == name]
+        if not named:
+            known = f"its VCS hosts: {names}" if hosts else "it has none"
+            raise CliError(f"the lab on {state_dir} has no VCS host named {name!r}; {known}")
+        hosts = named
+    if not hosts:
+        raise CliFailure(
+            f"the lab on {state_dir} has no VCS: its topology {lab.get('topology_name')} "
+            f"({lab.get('topology')}) has no host with role vcs"
+        )
+    if len(hosts) > 1:
+        raise CliError(
+            f"the lab on {state_dir} has several VCS hosts ({names}); name one with --vcs"
+        )
+    host = hosts[0]
+    if host.get("state") != "up" or not host.get("url"):
+        note = f" ({host['note']})" if host.get("note") else ""
+        raise CliFailure(
+            f"the VCS {host['host']} is {host.get('state')}{note}, not up; "
+            f"see `tplab status --state-dir {state_dir}`"
+        )
+    return lab, host
+
+
+def _vcs_call(
+    lab: dict[str, Any],
+    host: dict[str, Any],
+    user: str,
+    password: str | None,
+    action: Callable[[VcsApi], Awaitable[T]],
+) -> T:
+    """Run one client action against the VCS `host`, mapping errors to exit statuses."""
+    from emulator.supervisor import DEFAULT_PASSWORD
+    from emulator.vcs_api import VcsApi, VcsApiError, VcsUnreachable
+
+    async def go() -> T:
+        async with VcsApi(host["url"], user, password or DEFAULT_PASSWORD) as api:
+            return await action(api)
+
+    try:
+        return asyncio.run(go())
+    except VcsUnreachable as exc:
+        hint = ""
+        if lab.get("backend") == "kernel":
+            hint = (
+                "; with the kernel backend its address exists only inside its namespace: "
+                "run tplab there with `ip netns exec`"
+            )
+        raise CliFailure(
+            f"{exc.message}; see `tplab status --state-dir {lab['state_dir']}`{hint}"
+        ) from exc
+    except VcsApiError as exc:
+        if exc.status == 401:
+            raise CliError(
+                f"the VCS {host['host']} refused the credentials of {user!r} (401); "
+                f"give its password with --password or ${VCS_PASSWORD_ENV}"
+            ) from exc
+        if 400 <= exc.status < 500:
+            raise CliError(f"the VCS {host['host']} refused: {exc.message}") from exc
+        raise CliFailure(f"the VCS {host['host']} answered {exc.status}: {exc.message}") from exc
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def describe_call(call: dict[str, Any]) -> str:
+    """`connected to X via Y (rule R, N ms)`, or `rejected 404 Not found ... (N ms)`."""
+    extras = ["Default CPL"] if call.get("default_cpl") else []
+    if call.get("rule"):
+        extras.append(f"rule {call['rule']}")
+    extras.append(_ms(call.get("setup_ms")))
+    if call.get("outcome") == "connected":
+        via = call.get("via") or "the Default CPL"
+        head = f"connected to {call.get('target')} via {via}"
+    else:
+        parts = (call.get("outcome"), call.get("status"), call.get("reason"))
+        head = " ".join(str(part) for part in parts if part not in (None, ""))
+        if call.get("via") and not call.get("default_cpl"):
+            head += f" by {call['via']}"
+    return f"{head} ({', '.join(extras)})"
+
+
+def attempt_lines(call: dict[str, Any]) -> list[str]:
+    """The call's policy requests, one line each: service, server, what came of it."""
+    lines = []
+    for n, attempt in enumerate(call.get("attempts") or [], start=1):
+        # the Default CPL's own line has no server
+        server = f" server {attempt['server']}" if attempt.get("server") else ""
+        lines.append(f"  {n}. {attempt.get('service')}{server}: {attempt.get('result')}")
+    return lines
+
+
+def describe_stats(stats: dict[str, Any]) -> str:
+    """The VCS's call totals and setup latency percentiles on one line."""
+    via = ", ".join(
+        f"{name or 'the Default CPL'} {n}" for name, n in stats.get("by_via", {}).items()
+    )
+    return (
+        f"{stats.get('total', 0)} calls: {stats.get('connected', 0)} connected"
+        + (f" (via {via})" if via else "")
+        + f", {stats.get('rejected', 0)} rejected ({stats.get('default_cpl', 0)} by the "
+        f"Default CPL), {stats.get('failed', 0)} failed; setup p50 "
+        f"{_ms(stats.get('setup_ms_p50'))}, p99 {_ms(stats.get('setup_ms_p99'))}"
+    )
+
+
+@cli.command()
+@click.argument("source", metavar="FROM")
+@click.argument("destination", metavar="TO")
+@click.option("--protocol", type=_PROTOCOL, default="SIP", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the VCS's call result as JSON")
+@_vcs_options
+def call(
+    source: str,
+    destination: str,
+    protocol: str,
+    as_json: bool,
+    state_dir: Path,
+    vcs_name: str | None,
+    user: str,
+    password: str | None,
+) -> None:
+    """Place one call on the lab's VCS, from alias FROM to alias TO, and show how its
+    search rules and policy services routed it.
+
+    Exit status 0 when the call connected, 1 when it was rejected or failed.
+    """
+    lab, host = _lab_vcs(state_dir, vcs_name)
+    result = _vcs_call(
+        lab,
+        host,
+        user,
+        password,
+        lambda api: api.place_call(source, destination, protocol, timeout_s=CALL_TIMEOUT_S),
+    )
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        click.echo(describe_call(result))
+        lines = attempt_lines(result)
+        if lines:
+            click.echo("policy requests:")
+            for line in lines:
+                click.echo(line)
+    if result.get("outcome") != "connected":
+        click.get_current_context().exit(1)
+
+
+@cli.command()
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, MAX_LOAD_RATE, min_open=True),
+    required=True,
+    help="calls per second",
+)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(0, MAX_LOAD_DURATION_S, min_open=True),
+    required=True,
+    help="seconds to place calls for",
+)
+@click.option(
+    "--aliases",
+    metavar="PATTERN",
+    required=True,
+    help="the aliases dialled; one {LOW-HIGH} range is drawn anew for each call, "
+    "e.g. 'meet.{1-10}@example.com'",
+)
+@click.option("--source", default="load@example.com", show_default=True, help="the caller")
+@click.option("--protocol", type=_PROTOCOL, default="SIP", show_default=True)
+@_vcs_options
+def load(
+    rate: float,
+    duration_s: float,
+    aliases: str,
+    source: str,
+    protocol: str,
+    state_dir: Path,
+    vcs_name: str | None,
+    user: str,
+    password: str | None,
+) -> None:
+    """Run a call load on the lab's VCS: RATE calls a second for DURATION seconds.
+
+    Shows how many calls were placed and have ended until the load is over,
+    then the outcomes and the VCS's setup times. Exit status 0 when every call
+    connected, 1 otherwise.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    lab, host = _lab_vcs(state_dir, vcs_name)
+    console = _console()
+    # the VCS places max(1, round(rate x duration)) calls (`vcs_policy.node.VcsNode._run_load`)
+    total = max(1, round(rate * duration_s))
+    wait_s = duration_s + LOAD_MARGIN_S
+    started: dict[str, Any] = {}
+
+    async def run(api: VcsApi) -> tuple[dict[str, Any], dict[str, Any]]:
+        current = await api.start_load(
+            rate=rate, duration_s=duration_s, aliases=aliases, source=source, protocol=protocol
+        )
+        started.update(current)
+        click.echo(
+            f"load {current['id']} on {host['host']}: {total} calls at {rate:g}/s "
+            f"for {duration_s:g} s to {aliases} from {source} ({protocol})"
+        )
+        deadline = time.monotonic() + wait_s
+        columns = (TextColumn("{task.description:>6}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console) as progress:
+            placed = progress.add_task("placed", total=total)
+            ended = progress.add_task("ended", total=total)
+            while True:
+                progress.update(placed, completed=current.get("placed", 0))
+                progress.update(ended, completed=current.get("done", 0))
+                if current.get("finished") or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(LOAD_POLL_S)
+                current = await api.load(int(current["id"]))
+        return current, (await api.calls())["stats"]
+
+    try:
+        final, stats = _vcs_call(lab, host, user, password, run)
+    except KeyboardInterrupt:
+        if not started:
+            raise
+        raise CliFailure(
+            f"stopped watching load {started['id']}; it goes on on the VCS "
+            f"(GET {host['url']}api/v1/calls/load/{started['id']})"
+        ) from None
+    outcomes = final.get("by_outcome", {})
+    counts = ", ".join(
+        f"{outcomes.get(name, 0)} {name}" for name in ("connected", "rejected", "failed")
+    )
+    click.echo(
+        f"load {final['id']}: {final.get('placed', 0)} of {total} calls placed, "
+        f"{final.get('done', 0)} ended: {counts}"
+    )
+    click.echo(f"VCS {host['host']} so far: {describe_stats(stats)}")
+    if not final.get("finished"):
+        raise CliFailure(
+            f"load {final['id']} did not end within {wait_s:g} s; it goes on on the VCS "
+            f"(GET {host['url']}api/v1/calls/load/{final['id']})"
+        )
+    if outcomes.get("connected", 0) != total:
+        click.get_current_context().exit(1)
 
 
 def main() -> None:

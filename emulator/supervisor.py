@@ -1,12 +1,15 @@
 """The lab supervisor: one world, its control API, and one process per host.
 
 `Supervisor.run()` opens the world (`netsim.launch.open_world`) and serves its
-REST control API in this process, starts `python -m peers` for every Conductor
-host of the topology (inside the host's namespace with the kernel backend),
-waits until each answers HTTPS `GET /login` with 200, and then watches them:
+REST control API in this process, starts one process for every host whose role
+has an implementation (`PROCESS_MODULES`: `python -m peers` for a Conductor,
+`python -m vcs_policy` for the VCS; inside the host's namespace with the kernel
+backend), waits until each answers HTTPS `GET /login` with 200, and then
+watches them:
 
-- a child that exits with `EXIT_RESTART` (75, Maintenance > Restart) is
-  started again at once and recorded as "restarted on request";
+- a child that exits with `EXIT_RESTART` (75, Maintenance > Restart; only
+  Conductor peers do) is started again at once and recorded as "restarted on
+  request";
 - a child that exits any other way while the lab runs is marked failed with
   its exit status; it is not restarted;
 - on `request_stop()` (Ctrl-C, SIGTERM, `tplab down`) every child is stopped
@@ -61,13 +64,15 @@ from netsim.world import World
 #: exit status of a peer whose admin asked for a restart (`peers.node.EXIT_RESTART`;
 #: not imported, to keep the CLI and the supervisor quick to start; a test keeps them equal)
 EXIT_RESTART = 75
-#: the port a Conductor peer serves its admin pages and API on (`peers.node.DEFAULT_PORT`)
+#: the port every node process serves its admin pages and API on
+#: (`peers.node.DEFAULT_PORT`, `vcs_policy.node.DEFAULT_PORT`)
 PEER_PORT = 8443
-#: the factory default account of a peer (`peers.store.DEFAULT_PASSWORD`)
+#: the factory default account of every node (`peers.store.DEFAULT_PASSWORD`; the VCS's too)
 DEFAULT_USER = "admin"
 DEFAULT_PASSWORD = "TANDBERG"
-#: roles that have a process implementation, and the module that runs one
-PROCESS_MODULES = {"conductor": "peers"}
+#: roles that have a process implementation, and the module that runs one; every module
+#: takes the same arguments (`Supervisor._argv`)
+PROCESS_MODULES = {"conductor": "peers", "vcs": "vcs_policy"}
 
 #: environment defaults of every child (the caller's environment wins). A peer hashes
 #: passwords with scrypt (N=2^14, r=8: 16 MiB per hash or check); with glibc's dynamic
@@ -394,7 +399,7 @@ class Supervisor:
             await asyncio.gather(*pending, stop, return_exceptions=True)
 
     async def _expose_peer_ports(self) -> None:
-        """The proxy relays only the ports the topology names; the peers' port is a must."""
+        """The proxy relays only the ports the topology names; the nodes' port is a must."""
         assert self._world is not None
         expose = getattr(self._world.backend, "expose", None)
         if self.config.backend != "proxy" or expose is None:
@@ -675,7 +680,7 @@ def live_children(lab: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def peer_status(state_dir: Path, host: str) -> dict[str, Any] | None:
-    """What the peer last published in `hosts/NAME/status.json`."""
+    """What the node (a peer or the VCS) last published in `hosts/NAME/status.json`."""
     try:
         data = json.loads((state_dir / "hosts" / host / STATUS_FILE).read_text())
     except (OSError, ValueError):
@@ -684,18 +689,31 @@ def peer_status(state_dir: Path, host: str) -> dict[str, Any] | None:
 
 
 def with_peer_status(lab: dict[str, Any], state_dir: Path) -> dict[str, Any]:
-    """Add to each host of `lab` what its peer last published: alarms (a count),
-    restart_required, version and serial (None for hosts without a process)."""
+    """Add to each host of `lab` what its node last published: alarms (a count),
+    restart_required, version and serial; for the VCS, calls (its call summary) and
+    policy_services (each service with its per-server lines). A field the node does not
+    publish (a VCS has no alarms), and every field of a host without a process, is None."""
     for host in lab.get("hosts", []):
         status = peer_status(state_dir, host["host"]) if host.get("url") else None
         if status is None:
-            host.update(alarms=None, restart_required=None, version=None, serial=None)
+            host.update(
+                alarms=None,
+                restart_required=None,
+                version=None,
+                serial=None,
+                calls=None,
+                policy_services=None,
+            )
             continue
         alarms = status.get("alarms")
         host["alarms"] = len(alarms) if isinstance(alarms, list) else None
-        host["restart_required"] = bool(status.get("restart_required"))
+        required = status.get("restart_required")
+        host["restart_required"] = None if required is None else bool(required)
         host["version"] = status.get("version")
         host["serial"] = status.get("serial")
+        calls, services = status.get("calls"), status.get("policy_services")
+        host["calls"] = calls if isinstance(calls, dict) else None
+        host["policy_services"] = services if isinstance(services, list) else None
     return lab
 
 

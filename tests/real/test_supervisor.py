@@ -1,4 +1,5 @@
-"""`tplab up -d` / `status` / `down` end to end: a real supervisor, real peer processes.
+"""`tplab up -d` / `status` / `down` end to end: a real supervisor, real peer and VCS
+processes.
 
 The lab is a topology of its own (two conductors and a VCS on 127.93.X.1-3, X drawn
 per session), in a temporary state dir, with its control API on a free port, so it
@@ -44,16 +45,20 @@ CLI_TIMEOUT_S = 120.0
 _X = random.Random().randrange(1, 250)
 
 
-def test_supervisor_constants_match_the_peer() -> None:
-    """The supervisor does not import the peer (start-up time); its copies must agree."""
+def test_supervisor_constants_match_the_nodes() -> None:
+    """The supervisor does not import the nodes (start-up time); its copies must agree."""
     from peers.node import DEFAULT_PORT
     from peers.node import EXIT_RESTART as PEER_EXIT_RESTART
     from peers.store import DEFAULT_PASSWORD as PEER_PASSWORD
+    from vcs_policy.node import DEFAULT_PORT as VCS_PORT
+    from vcs_policy.store import DEFAULT_PASSWORD as VCS_PASSWORD
 
-    assert (EXIT_RESTART, PEER_PORT, DEFAULT_PASSWORD) == (
+    assert (EXIT_RESTART, PEER_PORT, PEER_PORT, DEFAULT_PASSWORD, DEFAULT_PASSWORD) == (
         PEER_EXIT_RESTART,
         DEFAULT_PORT,
+        VCS_PORT,
         PEER_PASSWORD,
+        VCS_PASSWORD,
     )
 
 
@@ -174,8 +179,8 @@ def hosts_by_name(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 async def test_up_status_restart_down(lab_dir: LabDir) -> None:
     """G-P7: a clustering change saved before Maintenance > Restart is active after it;
-    the supervisor starts the peer again at once (new PID); `tplab down` stops every
-    process it started."""
+    the supervisor starts the peer again at once (new PID); the VCS runs beside the peers
+    with its call summary in `tplab status`; `tplab down` stops every process it started."""
     result = await tplab(
         "up",
         "-d",
@@ -197,8 +202,13 @@ async def test_up_status_restart_down(lab_dir: LabDir) -> None:
         assert hosts[name]["url"] == f"https://{lab_dir.ips[name]}:8443/"
         assert same_process(hosts[name]["pid"], hosts[name]["pid_start"])
         assert hosts[name]["restart_required"] is False
-    assert hosts["vcs"]["state"] == "not built yet"
-    assert hosts["vcs"]["url"] is None
+    vcs = hosts["vcs"]
+    assert vcs["state"] == "up"
+    assert vcs["url"] == f"https://{lab_dir.ips['vcs']}:8443/"
+    assert same_process(vcs["pid"], vcs["pid_start"])
+    assert vcs["calls"]["total"] == 0
+    assert vcs["policy_services"] == []
+    assert (vcs["alarms"], vcs["restart_required"]) == (None, None)  # a VCS publishes neither
 
     url = hosts["conductor-a"]["url"]
     old_pid, old_start = hosts["conductor-a"]["pid"], hosts["conductor-a"]["pid_start"]
@@ -233,17 +243,18 @@ async def test_up_status_restart_down(lab_dir: LabDir) -> None:
     status = await lab_dir.status()
     assert hosts_by_name(status)["conductor-b"]["pid"] == other_pid  # untouched
     pids = lab_dir.recorded_pids()
-    assert len(pids) == 3  # the supervisor and two conductors
+    assert len(pids) == 4  # the supervisor, two conductors and the VCS
 
     result = await tplab("down", *lab_dir.args())
     assert result.returncode == 0, result.stderr
     assert "conductor-a" in result.stdout
     assert "conductor-b" in result.stdout
+    assert "vcs" in result.stdout
     assert await wait_gone(pids), [p for p, s in pids if same_process(p, s)]
     final = read_lab(lab_dir.state_dir)
     assert final is not None
     assert final["state"] == "stopped"
-    assert {h["state"] for h in final["hosts"] if h["role"] == "conductor"} == {"stopped"}
+    assert {h["state"] for h in final["hosts"]} == {"stopped"}
 
     again = await tplab("status", *lab_dir.args())
     assert again.returncode == 1
@@ -312,7 +323,7 @@ async def test_down_after_the_supervisor_was_killed(lab_dir: LabDir) -> None:
     assert signal_pids(supervisor, signal.SIGKILL) == [lab["supervisor_pid"]]
     assert await wait_gone(supervisor)
     children = [(h["pid"], h["pid_start"]) for h in lab["hosts"] if h["pid"]]
-    assert len(children) == 2
+    assert len(children) == 3
     assert all(same_process(pid, start) for pid, start in children)
 
     status = await tplab("status", *lab_dir.args())

@@ -14,14 +14,25 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
 
-from emulator.cli import cli, control_url, describe_spec, format_event, listen_address
+from emulator.cli import (
+    attempt_lines,
+    cli,
+    control_url,
+    describe_call,
+    describe_calls,
+    describe_spec,
+    format_event,
+    listen_address,
+)
 from emulator.paths import DEFAULT_TOPOLOGY, REPO_ROOT
+from emulator.supervisor import process_start_ticks
 from netsim.control import make_app
 from netsim.core.impairments import LinkSpec
 from netsim.topology import load_topology
@@ -332,3 +343,198 @@ def test_serve_runs_a_world_until_sigterm(
     assert process.returncode == 0, err
     assert "world stopped" in out
     assert run("net", "show", "--control", url).exit_code == 1
+
+
+# ------------------------------------------------------- tplab call / load
+def write_lab(state_dir: Path, hosts: list[dict[str, Any]]) -> None:
+    """A lab.json as a running supervisor writes it; this test process stands in for
+    the supervisor, so the lab counts as running."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lab = {
+        "supervisor_pid": os.getpid(),
+        "supervisor_start": process_start_ticks(os.getpid()),
+        "state": "running",
+        "error": "",
+        "started": "2026-01-01T00:00:00+00:00",
+        "state_dir": str(state_dir),
+        "topology": "t.yaml",
+        "topology_name": "t",
+        "backend": "proxy",
+        "control": "http://127.0.0.1:1",
+        "namespaces": [],
+        "hosts": [
+            {"role": "vcs", "state": "up", "pid": None, "restarts": 0, "note": "", **host}
+            for host in hosts
+        ],
+    }
+    (state_dir / "lab.json").write_text(json.dumps(lab))
+
+
+@pytest.fixture(autouse=True)
+def _no_vcs_password_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TPLAB_VCS_PASSWORD", raising=False)
+
+
+@pytest.mark.parametrize(
+    "args", [["call", "a@x", "b@y"], ["load", "--rate", "1", "--duration", "1", "--aliases", "m"]]
+)
+def test_call_and_load_need_a_running_lab(tmp_path: Path, args: list[str]) -> None:
+    result = run(*args, "--state-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: no lab is running on {tmp_path}; start one with `tplab up`\n")
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        (["--rate", "0", "--duration", "1"], "--rate"),
+        (["--rate", "-5", "--duration", "1"], "--rate"),
+        (["--rate", "10001", "--duration", "1"], "--rate"),
+        (["--rate", "many", "--duration", "1"], "--rate"),
+        (["--rate", "1", "--duration", "0"], "--duration"),
+        (["--rate", "1", "--duration", "86401"], "--duration"),
+        (["--rate", "1"], "--duration"),
+        (["--rate", "1", "--duration", "1", "--protocol", "ISDN"], "--protocol"),
+    ],
+)
+def test_load_options_are_checked_before_anything_runs(
+    tmp_path: Path, options: list[str], name: str
+) -> None:
+    result = run("load", *options, "--aliases", "m.{1-5}@x", "--state-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ")
+    assert name in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_call_names_what_is_wrong_with_the_lab_s_vcs(tmp_path: Path) -> None:
+    conductor = {"host": "c1", "role": "conductor", "url": "https://127.0.0.1:1/"}
+    write_lab(tmp_path, [conductor])
+    result = run("call", "a@x", "b@y", "--state-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: the lab on {tmp_path} has no VCS: its topology t (t.yaml) has no host "
+        "with role vcs\n"
+    )
+
+    failed = {"host": "vcs", "url": "https://127.0.0.1:1/", "state": "failed"}
+    write_lab(tmp_path, [conductor, {**failed, "note": "exited with status 1"}])
+    result = run("call", "a@x", "b@y", "--state-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "the VCS vcs is failed (exited with status 1), not up" in result.stderr
+
+    url = f"http://127.0.0.1:{closed_port()}/"
+    write_lab(tmp_path, [{"host": "vcs", "url": url}, {"host": "vcs-2", "url": url}])
+    result = run(
+        "load", "--rate", "1", "--duration", "1", "--aliases", "m", "--state-dir", str(tmp_path)
+    )
+    assert result.exit_code == 2
+    assert "several VCS hosts (vcs, vcs-2); name one with --vcs" in result.stderr
+    result = run("call", "a@x", "b@y", "--vcs", "nope", "--state-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "no VCS host named 'nope'; its VCS hosts: vcs, vcs-2" in result.stderr
+
+    result = run("call", "a@x", "b@y", "--vcs", "vcs-2", "--state-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: the VCS at {url.rstrip('/')} is not answering: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_status_shows_the_vcs_calls_and_policy_servers(tmp_path: Path) -> None:
+    write_lab(tmp_path, [{"host": "vcs", "url": "https://127.0.0.1:1/"}])
+    status = {
+        "role": "vcs",
+        "version": "X8.5.2",
+        "calls": {
+            "total": 5,
+            "connected": 3,
+            "rejected": 2,
+            "failed": 0,
+            "default_cpl": 1,
+            "by_via": {"LocalZone": 3},
+            "setup_ms_p50": 2.54,
+            "setup_ms_p99": 9.0,
+        },
+        "policy_services": [
+            {
+                "name": "Conductors",
+                "status": "Active",
+                "servers": [
+                    {
+                        "slot": 1,
+                        "address": "127.1.2.4",
+                        "status": "Active",
+                        "text": "Active. Last communication: 2026-01-01 10:00:00",
+                        "reason": "",
+                    },
+                    {
+                        "slot": 2,
+                        "address": "127.1.2.32",
+                        "status": "Failed",
+                        "text": "Failed",
+                        "reason": "no answer within 30 s",
+                    },
+                ],
+            },
+            {"name": "Empty", "status": "No servers", "servers": []},
+        ],
+    }
+    (tmp_path / "hosts" / "vcs").mkdir(parents=True)
+    (tmp_path / "hosts" / "vcs" / "status.json").write_text(json.dumps(status))
+
+    shown = run("status", "--state-dir", str(tmp_path))
+    assert shown.exit_code == 0, shown.stderr
+    assert "3 ok / 2 rejected / 0 failed, p50 2.5 ms" in shown.stdout
+    lines = shown.stdout.splitlines()
+    for line in (
+        "vcs policy service Conductors: Server 1 127.1.2.4 Active. Last communication: "
+        "2026-01-01 10:00:00",
+        "vcs policy service Conductors: Server 2 127.1.2.32 Failed (no answer within 30 s)",
+        "vcs policy service Empty: No servers",
+    ):
+        assert line in lines
+
+    host = json.loads(run("status", "--json", "--state-dir", str(tmp_path)).stdout)["hosts"][0]
+    assert host["calls"] == status["calls"]
+    assert host["policy_services"] == status["policy_services"]
+    assert (host["alarms"], host["restart_required"]) == (None, None)
+
+
+def test_call_formatting() -> None:
+    connected = {
+        "outcome": "connected",
+        "target": "b@y",
+        "via": "LocalZone",
+        "rule": "local",
+        "setup_ms": 2.04,
+        "attempts": [],
+    }
+    assert describe_call(connected) == "connected to b@y via LocalZone (rule local, 2.0 ms)"
+    assert attempt_lines(connected) == []
+    rejected = {
+        "outcome": "rejected",
+        "status": 504,
+        "reason": "Policy Service Unavailable",
+        "default_cpl": True,
+        "rule": "to-conductors",
+        "via": "",
+        "setup_ms": 61.25,
+        "attempts": [
+            {"service": "Conductors", "server": "127.1.2.4", "result": "failed: timed out"},
+            {"service": "Conductors", "server": "", "result": "Default CPL: rejected 504"},
+        ],
+    }
+    assert describe_call(rejected) == (
+        "rejected 504 Policy Service Unavailable (Default CPL, rule to-conductors, 61.2 ms)"
+    )
+    assert attempt_lines(rejected) == [
+        "  1. Conductors server 127.1.2.4: failed: timed out",
+        "  2. Conductors: Default CPL: rejected 504",
+    ]
+    refused = {**rejected, "status": 403, "reason": "Forbidden", "default_cpl": False}
+    assert describe_call({**refused, "via": "127.1.2.4"}).startswith(
+        "rejected 403 Forbidden by 127.1.2.4 (rule to-conductors, "
+    )
+    assert describe_calls({"connected": 0, "rejected": 1, "failed": 0, "setup_ms_p50": None}) == (
+        "0 ok / 1 rejected / 0 failed"
+    )

@@ -1275,8 +1275,6 @@ def load(
 
     lab, host = _lab_vcs(state_dir, vcs_name)
     console = _console()
-    # the VCS places max(1, round(rate x duration)) calls (`vcs_policy.node.VcsNode._run_load`)
-    total = max(1, round(rate * duration_s))
     wait_s = duration_s + LOAD_MARGIN_S
     started: dict[str, Any] = {}
 
@@ -1285,6 +1283,7 @@ def load(
             rate=rate, duration_s=duration_s, aliases=aliases, source=source, protocol=protocol
         )
         started.update(current)
+        total = int(current["total"])
         click.echo(
             f"load {current['id']} on {host['host']}: {total} calls at {rate:g}/s "
             f"for {duration_s:g} s to {aliases} from {source} ({protocol})"
@@ -1317,7 +1316,7 @@ def load(
         f"{outcomes.get(name, 0)} {name}" for name in ("connected", "rejected", "failed")
     )
     click.echo(
-        f"load {final['id']}: {final.get('placed', 0)} of {total} calls placed, "
+        f"load {final['id']}: {final.get('placed', 0)} of {final['total']} calls placed, "
         f"{final.get('done', 0)} ended: {counts}"
     )
     click.echo(f"VCS {host['host']} so far: {describe_stats(stats)}")
@@ -1326,7 +1325,7 @@ def load(
             f"load {final['id']} did not end within {wait_s:g} s; it goes on on the VCS "
             f"(GET {host['url']}api/v1/calls/load/{final['id']})"
         )
-    if outcomes.get("connected", 0) != total:
+    if outcomes.get("connected", 0) != final["total"]:
         click.get_current_context().exit(1)
 
 

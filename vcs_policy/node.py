@@ -72,9 +72,15 @@ class LoadRun:
     finished: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
+    @property
+    def total(self) -> int:
+        """How many calls the load places."""
+        return max(1, round(self.rate * self.duration_s))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.load_id,
+            "total": self.total,
             "rate": self.rate,
             "duration_s": self.duration_s,
             "aliases": self.aliases,
@@ -380,7 +386,7 @@ class VcsNode:
         return load
 
     async def _run_load(self, load: LoadRun) -> None:
-        total = max(1, round(load.rate * load.duration_s))
+        total = load.total
         interval = 1.0 / load.rate
         calls: set[asyncio.Task[None]] = set()
         rng = self.runtime.rng

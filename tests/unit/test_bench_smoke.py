@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from emulator.bench import BenchOptions, Target, load_groups
 from emulator.bench.__main__ import main
 from emulator.bench.netsim_bench import NetsimParams, quantile
+from emulator.bench.policy_bench import PolicyParams, policy_request, start_bare, stop_process
+from vcs_policy.wire import Action, evaluate_cpl
 
 NETSIM_FIGURES = {
     "proxy_added_delay_median",
@@ -91,3 +95,73 @@ def test_scaled_params_stay_positive() -> None:
     assert tiny.pingpong_samples >= 1
     assert tiny.sim_messages >= 1
     assert tiny.relay_windowed_s > 0
+
+
+POLICY_FIGURES = {
+    "policy_rps_ratio",
+    "policy_rps_peer",
+    "policy_rps_bare",
+    "call_setup_ms_p50",
+    "call_setup_ms_p99",
+    "calls_lost_without_kill",
+    "calls_lost_during_kill",
+}
+
+
+def test_policy_params_scale_down_and_stay_positive() -> None:
+    full, tiny = PolicyParams.scaled(1.0), PolicyParams.scaled(0.0001)
+    assert tiny.requests >= 1
+    assert tiny.pairs >= 2  # a ratio needs rounds of both endpoints, interleaved
+    assert tiny.warmup >= tiny.concurrency == full.concurrency
+    assert 1 <= tiny.call_samples <= full.call_samples
+    assert 0 < tiny.load_duration_s <= full.load_duration_s
+    assert tiny.load_rate * tiny.load_duration_s >= 2  # the kill falls between calls
+
+
+async def test_bare_cpl_endpoint_answers_the_allow_cpl(tmp_path: Path) -> None:
+    """The baseline of policy_rps_ratio: its own process, HTTPS, any body, allow CPL;
+    it stops on SIGTERM with status 0."""
+    proc, url = await start_bare(tmp_path / "tls")
+    try:
+        request = policy_request(7)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=request.encode(), ssl=False) as response,
+        ):
+            assert response.status == 200
+            assert response.content_type == "text/xml"
+            body = await response.read()
+        assert evaluate_cpl(body, request).action is Action.ALLOW
+    finally:
+        await stop_process(proc)
+    assert proc.returncode == 0
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(
+    os.environ.get("HYPOTHESIS_PROFILE") != "soak",
+    reason="starts a lab (3 peers, the VCS, a CPL endpoint) for 15-40 s: make soak runs it",
+)
+def test_policy_group_tiny_run_writes_expected_json(tmp_path: Path) -> None:
+    assert main(["policy", "--scale", "0.01", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "policy.json").read_text())
+    assert data["group"] == "policy"
+    if any(note.startswith("not measured") for note in data["notes"]):
+        pytest.skip(f"a lab already runs on the default topology: {data['notes']}")
+    assert set(data["figures"]) == POLICY_FIGURES
+    figures = data["figures"]
+    for name, figure in figures.items():
+        assert isinstance(figure["value"], float), name
+        assert figure["method"], name
+    assert figures["policy_rps_peer"]["value"] > 0
+    assert figures["policy_rps_bare"]["value"] > 0
+    assert figures["policy_rps_ratio"]["met"] in (True, False)
+    assert len(figures["policy_rps_ratio"]["details"]["pair_ratios"]) == data["params"]["pairs"]
+    assert figures["call_setup_ms_p99"]["details"]["samples"] == data["params"]["call_samples"]
+    assert figures["call_setup_ms_p50"]["value"] <= figures["call_setup_ms_p99"]["value"]
+    for name in ("calls_lost_without_kill", "calls_lost_during_kill"):
+        load = figures[name]["details"]
+        assert load["placed"] == load["expected"], name
+        assert set(load["by_server"]) == {"conductor-initial", "conductor-2", "conductor-3"}
+        assert 0 <= figures[name]["value"] <= load["expected"], name
+    assert figures["calls_lost_during_kill"]["details"]["killed_pid"] > 0

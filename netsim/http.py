@@ -77,6 +77,25 @@ class NetsimConnector(aiohttp.BaseConnector):
         super().__init__(**kwargs)
         self._network = network
         self._ssl_context = ssl_context
+        # built once: a default context loads the system's CA store (~0.1 s of CPU), far
+        # too slow to repeat for every new connection when many open at once (failover)
+        self._unverified: ssl.SSLContext | None = None
+        self._default: ssl.SSLContext | None = None
+
+    def _context_for(self, req: ClientRequest) -> ssl.SSLContext:
+        if isinstance(req.ssl, ssl.SSLContext):
+            return req.ssl
+        if req.ssl is False:
+            if self._unverified is None:
+                self._unverified = ssl.create_default_context()
+                self._unverified.check_hostname = False
+                self._unverified.verify_mode = ssl.CERT_NONE
+            return self._unverified
+        if self._ssl_context is not None:
+            return self._ssl_context
+        if self._default is None:
+            self._default = ssl.create_default_context()
+        return self._default
 
     async def _create_connection(
         self,
@@ -88,16 +107,7 @@ class NetsimConnector(aiohttp.BaseConnector):
         port = req.url.port
         if host is None or port is None:
             raise aiohttp.InvalidURL(req.url)
-        context: ssl.SSLContext | None = None
-        if req.is_ssl():
-            if isinstance(req.ssl, ssl.SSLContext):
-                context = req.ssl
-            elif req.ssl is False:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            else:
-                context = self._ssl_context or ssl.create_default_context()
+        context = self._context_for(req) if req.is_ssl() else None
         try:
             async with ceil_timeout(timeout.sock_connect, timeout.ceil_threshold):
                 _, proto = await self._network.create_connection(

@@ -212,15 +212,18 @@ class RealNetwork:
             sock.setblocking(False)
             sock.bind((self.bind_ip, 0))
             await loop.sock_connect(sock, (address, port))
-            return await loop.create_connection(
-                protocol_factory,
-                sock=sock,
-                ssl=ssl_context,
-                server_hostname=server_hostname if ssl_context else None,
-            )
         except BaseException:
             sock.close()
             raise
+        # from here the transport owns the socket and closes it, also when the TLS
+        # handshake fails or is cancelled; closing it here as well would free its
+        # descriptor number while the loop still maps it to that transport
+        return await loop.create_connection(
+            protocol_factory,
+            sock=sock,
+            ssl=ssl_context,
+            server_hostname=server_hostname if ssl_context else None,
+        )
 
 
 class RealRuntime(NodeRuntime):

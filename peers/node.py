@@ -23,6 +23,7 @@ from netsim.api import Runtime
 from netsim.certs import make_certificates, server_ssl_context
 from netsim.http import NetsimSite
 from peers.core.replication import Entry
+from peers.policy import PolicyService
 from peers.rules import PEER_KEYS
 from peers.store import ConfigStore, SaveOutcome
 
@@ -56,6 +57,8 @@ class PeerNode:
         self.cluster: ClusterService | None = None
         self._published: str | None = None
         self.started_wall = runtime.clock.wall()
+        #: the policy service's aliases, counters and login throttle (memory only)
+        self.policy = PolicyService(self.store, runtime.clock)
 
     # ------------------------------------------------------------ lifecycle
     def _first_start(self) -> None:
@@ -136,6 +139,7 @@ class PeerNode:
             await self.close()
 
     async def close(self) -> None:
+        self.policy.close()
         if self.cluster is not None:
             await self.cluster.stop()
             self.cluster = None

@@ -60,5 +60,12 @@ def check_changes(node: PeerNode, changes: Mapping[str, Any]) -> None:
                 "standalone mode first (only additional IPv4 addresses may change)",
             )
         )
+    if after["policy.policy_path"] == after["policy.status_path"]:
+        key, other = "policy.status_path", "policy.policy_path"
+        if key not in clean:
+            key, other = other, key
+        errors.append(
+            SettingError(key, SETTINGS[key].label, f"must differ from the {SETTINGS[other].label}")
+        )
     if errors:
         raise SettingErrors(errors)

@@ -110,6 +110,7 @@ def overview(node: PeerNode) -> dict[str, Any]:
         "pending": sorted(SETTINGS[k].label for k in pending if k in SETTINGS),
         "cluster": cluster_summary(node),
         "option_keys": option_status(settings),
+        "policy_service": node.policy.status(),
     }
 
 
@@ -123,4 +124,9 @@ def page_status(node: PeerNode, page: str) -> dict[str, Any]:
         return {"fqdn": fqdn(settings), "dns_missing": not settings["dns.servers"]}
     if page == "options":
         return option_status(node.store.settings())
+    if page == "policy":
+        # what to type into the VCS's policy service (cisco-behaviour.md 1.2)
+        policy_path, status_path = node.policy.paths()
+        base = f"https://{node.runtime.host.ip}:{node.port}"
+        return {"policy_url": base + policy_path, "status_url": base + status_path}
     return {}

@@ -184,6 +184,9 @@ class ConfigStore:
         #: reads served from memory; every write transaction (`_write`) clears it. One
         #: process owns a store, so nothing else can change the database under it.
         self._cache: dict[str, Any] = {}
+        #: counts write transactions: callers that keep something derived from stored
+        #: data (the policy service's compiled aliases) rebuild it when this moves
+        self.generation = 0
         self._verify_secret = secrets.token_bytes(32)
         self._verified: dict[str, tuple[bytes, str]] = {}
         self._open()
@@ -195,6 +198,7 @@ class ConfigStore:
                 yield s
         finally:
             self._cache.clear()
+            self.generation += 1
 
     def _cached(self, name: str, load: Callable[[], Any]) -> Any:
         if name not in self._cache:
@@ -522,6 +526,10 @@ class ConfigStore:
         return sorted(names)
 
     def _password_hash(self, name: str) -> str | None:
+        result: str | None = self._cached("hash:" + name, lambda: self._load_password_hash(name))
+        return result
+
+    def _load_password_hash(self, name: str) -> str | None:
         with self._session() as s:
             if name == "admin":
                 row = s.get(SharedRow, ADMIN_ENTRY)
@@ -548,6 +556,28 @@ class ConfigStore:
         with self._write() as s:
             self._put(s, entry)
         return entry
+
+    def write_shared(
+        self, puts: Mapping[str, Any], deletes: Iterable[str] = (), *, user: str
+    ) -> list[Entry]:
+        """Write and delete replicated items in one transaction (a renamed item is both),
+        each change in the configuration log; answers the entries written."""
+        entries: list[Entry] = []
+        now = self._now()
+        changes = [(key, value, False) for key, value in puts.items()]
+        changes += [(key, None, True) for key in deletes]
+        with self._write() as s:
+            for key, value, deleted in changes:
+                if key.startswith((SETTING_PREFIX, ADMIN_ENTRY)):
+                    raise StoreError(f"{key!r} is written through settings or users, not directly")
+                row = s.get(SharedRow, key)
+                old = "" if row is None or row.deleted else row.value
+                entry = Entry(key, self.hlc.tick(self._wall_ms()), deleted, value)
+                self._put(s, entry)
+                entries.append(entry)
+                new = "" if deleted else json.dumps(value, sort_keys=True)
+                s.add(ConfigLogRow(wall=now, user=user, key=key, old=old, new=new, pending=False))
+        return entries
 
     def shared_entries(self) -> list[Entry]:
         with self._session() as s:

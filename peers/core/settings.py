@@ -213,6 +213,37 @@ def _bool(value: Any) -> bool:
     raise Invalid("must be On or Off")
 
 
+#: first path segments of the admin pages and API: a policy service path may not use them
+RESERVED_SEGMENTS = (
+    "api",
+    "static",
+    "login",
+    "logout",
+    "status",
+    "system",
+    "maintenance",
+    "users",
+    "conference",
+)
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def _url_path(value: Any) -> str:
+    """A URL path on this peer's HTTPS server, as the VCS's Path field takes it: segments
+    of letters, digits and . _ ~ -, a leading slash optional (stored without it)."""
+    value = _text(128, allow_empty=False)(value)
+    path = str(value).removeprefix("/")
+    segments = path.split("/")
+    if not path or not all(_PATH_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments):
+        raise Invalid(
+            f"{value!r} is not a URL path such as pdp/policy (segments of letters, digits "
+            "and . _ ~ - separated by /)"
+        )
+    if segments[0].lower() in RESERVED_SEGMENTS:
+        raise Invalid(f"cannot begin with {segments[0]!r}: the admin pages and API use it")
+    return path
+
+
 def _timezone(value: Any) -> str:
     value = _text(64, allow_empty=False)(value)
     if not re.fullmatch(r"(UTC|GMT|[A-Z][A-Za-z_]+(/[A-Z][A-Za-z0-9_+-]+){1,2})", value):
@@ -409,6 +440,26 @@ def _settings() -> list[Setting]:
             _int(1, 1440),
             30,
             kind="int",
+        ),
+        # Conference configuration > Policy service: where the VCS's policy service (its
+        # Path and Status path fields) reaches this peer; applies at once (G-P3, G-V2)
+        Setting(
+            "policy.policy_path",
+            "Policy path",
+            "policy",
+            shared,
+            _url_path,
+            "pdp/policy",
+            help="The VCS policy service's Path; the VCS POSTs its policy requests here",
+        ),
+        Setting(
+            "policy.status_path",
+            "Status path",
+            "policy",
+            shared,
+            _url_path,
+            "pdp/status",
+            help="The VCS policy service's Status path, polled every minute",
         ),
     ]
 

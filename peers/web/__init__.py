@@ -22,6 +22,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from netsim.websession import session_middleware
 from peers.web.keys import NODE, SERVED_CERT, USER
+from peers.web.pdp import pdp_middleware
 from peers.web.security import auth_middleware, error_middleware
 
 if TYPE_CHECKING:
@@ -48,9 +49,13 @@ async def base_context(request: web.Request) -> dict[str, Any]:
 
 
 def make_app(node: PeerNode) -> web.Application:
-    from peers.web import api, views
+    from peers.web import api, conference, views
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=2 * 1024 * 1024)
+    # the policy service endpoints (pdp) sit ahead of sessions and the admin login:
+    # the VCS authenticates each request with HTTP Basic
+    app = web.Application(
+        middlewares=[error_middleware, pdp_middleware], client_max_size=2 * 1024 * 1024
+    )
     app[NODE] = node
     certificates = node.store.certificates()
     app[SERVED_CERT] = certificates["server"][0] if "server" in certificates else ""
@@ -77,5 +82,6 @@ def make_app(node: PeerNode) -> web.Application:
     env.globals["menu"] = views.MENU
     views.add_routes(app)
     api.add_routes(app)
+    conference.add_routes(app)
     app.router.add_static("/static/", STATIC)
     return app

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from peers.core.policy import (
+    ALIAS_FIELDS,
+    ALIAS_REQUIRED,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    Role,
+)
 from peers.core.settings import Setting, page_settings
 from peers.store import USERS
 from peers.web.actions import ACCOUNTS, PASSWORD_FIELDS
@@ -210,8 +217,48 @@ OVERVIEW = _object(
             }
         ),
         "option_keys": OPTION_STATUS,
+        "policy_service": _object(
+            {
+                "policy_path": STRING,
+                "status_path": STRING,
+                "conference_aliases": INTEGER,
+                "answered": {**INTEGER, "description": "policy requests answered with CPL"},
+                "allowed": INTEGER,
+                "rejected": INTEGER,
+                "bad_requests": {**INTEGER, "description": "policy requests refused with 4xx"},
+                "refused": {**INTEGER, "description": "401 / 403 answers (both endpoints)"},
+                "status_polls": INTEGER,
+                "last_request": {**STRING, "description": "time of the last answer, or empty"},
+                "last_status_poll": STRING,
+            }
+        ),
     }
 )
+ALIAS_PROPERTIES: dict[str, Schema] = {
+    "name": STRING,
+    "incoming_alias": {
+        **STRING,
+        "description": "regex matching the whole destination alias (case-insensitive, "
+        "without sip:)",
+    },
+    "conference_name": {**STRING, "description": "template: \\1 to \\9 are the regex groups"},
+    "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX},
+    "role": {"type": "string", "enum": [r.value for r in Role]},
+    "may_create": BOOLEAN,
+}
+ALIAS = _object(
+    {
+        name: {**schema, "description": schema.get("description", ALIAS_FIELDS[name])}
+        for name, schema in ALIAS_PROPERTIES.items()
+    }
+)
+ALIAS_NAME_PARAMETER = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "the alias's Name",
+    "schema": STRING,
+}
 EVENTS = _object(
     {
         "events": {
@@ -381,6 +428,7 @@ def _other_paths() -> dict[str, Any]:
                 ),
             }
         }
+    paths.update(_alias_paths())
     paths["/api/v1/openapi.json"] = {
         "get": {
             "operationId": "get_openapi",
@@ -395,6 +443,64 @@ def _other_paths() -> dict[str, Any]:
     return paths
 
 
+def _alias_paths() -> dict[str, Any]:
+    """Conference configuration > Conference aliases (shared, G-S1)."""
+    tag = "Conference configuration"
+    properties = {name: {**schema} for name, schema in ALIAS["properties"].items()}
+    not_found = {"description": "no alias has this name; nothing was done", "content": _json(ERROR)}
+
+    def one(op: str, summary: str, ok: str, schema: Schema, **extra: Any) -> dict[str, Any]:
+        responses = _responses(ok, summary, schema)
+        responses["404"] = not_found
+        return {
+            "operationId": op,
+            "tags": [tag],
+            "summary": summary,
+            "parameters": [ALIAS_NAME_PARAMETER],
+            **extra,
+            "responses": responses,
+        }
+
+    return {
+        "/api/v1/conference/aliases": {
+            "get": {
+                "operationId": "list_conference_aliases",
+                "tags": [tag],
+                "summary": "Conference configuration > Conference aliases (decision order)",
+                "responses": _responses(
+                    "200",
+                    "every alias, lowest priority first, ties by name",
+                    _object({"aliases": {"type": "array", "items": ALIAS}}),
+                ),
+            },
+            "post": {
+                "operationId": "create_conference_alias",
+                "tags": [tag],
+                "summary": "Add a conference alias (priority 100, chairperson, creation "
+                "allowed unless given)",
+                "requestBody": _put_body(properties, required=list(ALIAS_REQUIRED)),
+                "responses": _responses("201", "added", _object({"saved": ALIAS})),
+            },
+        },
+        "/api/v1/conference/aliases/{name}": {
+            "get": one("get_conference_alias", "One conference alias", "200", ALIAS),
+            "put": one(
+                "update_conference_alias",
+                "Change a conference alias (any of its fields; name renames it)",
+                "200",
+                _object({"saved": ALIAS}),
+                requestBody=_put_body(properties, required=[]),
+            ),
+            "delete": one(
+                "delete_conference_alias",
+                "Delete a conference alias",
+                "200",
+                _object({"deleted": STRING}),
+            ),
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -402,7 +508,10 @@ def document() -> dict[str, Any]:
             "title": "tplab TelePresence Conductor peer API",
             "version": "1",
             "description": "Every admin page has a twin here: same validation, same errors. "
-            "Authenticate with HTTP Basic and the admin account.",
+            "Authenticate with HTTP Basic and the admin account. The VCS policy service "
+            "endpoints (POST /pdp/policy, GET /pdp/status by default; Conference "
+            "configuration > Policy service) are not part of this API: they answer CPL "
+            "and plain text.",
         },
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},

@@ -60,6 +60,13 @@ MENU: list[tuple[str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "Conference configuration",
+        [
+            ("Conference aliases", "/conference/aliases"),
+            ("Policy service", "/conference/policy"),
+        ],
+    ),
+    (
         "Maintenance",
         [
             ("Option keys", "/maintenance/option-keys"),
@@ -100,6 +107,13 @@ SETTINGS_PAGES: dict[str, SettingsPage] = {
         _system("logging", "Logging"),
         _system("access", "Administration access"),
         _system("locations", "Locations"),
+        SettingsPage(
+            "policy",
+            "Policy service",
+            "/conference/policy",
+            "/api/v1/conference/policy",
+            "Conference configuration",
+        ),
         SettingsPage(
             "options",
             "Option keys",

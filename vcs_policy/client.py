@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from netsim.api import Clock
 from vcs_policy.core.calls import Attempt
@@ -126,18 +127,24 @@ class PolicyClient:
 
     async def _poll(self, server: ServerState) -> None:
         ok, reason = False, ""
+        url = self.service.url(server.address, self.service.status_path)
         try:
-            async with self._session.get(
-                self.service.url(server.address, self.service.status_path),
-                headers=self._headers,
-                ssl=self._ssl if self._ssl is not None else True,
-                timeout=self._timeout,
-                allow_redirects=True,
-            ) as response:
-                body = await response.content.read(1024)
-                ok = 200 <= response.status < 300
-                if not ok:
-                    reason = _http_reason(response.status, body)
+            for _ in range(2):  # the URL, then at most one HTTP -> HTTPS redirect
+                async with self._session.get(
+                    url,
+                    headers=self._headers,
+                    ssl=self._ssl if self._ssl is not None else True,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as response:
+                    body = await response.content.read(1024)
+                    ok = 200 <= response.status < 300
+                    if not ok:
+                        reason = _http_reason(response.status, body)
+                    target = _https_upgrade(url, response)
+                if target is None:
+                    break
+                url = target
         except Exception as exc:  # whatever went wrong, this poll failed
             reason = describe_error(exc, self.service.request_timeout_s)
         self._changed(self.health.poll_done(server, ok, reason, self._clock.wall()))
@@ -174,6 +181,7 @@ class PolicyClient:
                 headers={"Content-Type": CONTENT_TYPE, **self._headers},
                 ssl=self._ssl if self._ssl is not None else True,
                 timeout=self._timeout,
+                allow_redirects=False,
             ) as response:
                 answer = await response.content.read(MAX_ANSWER_BYTES + 1)
                 if response.status != 200:
@@ -187,6 +195,28 @@ class PolicyClient:
         except RemoteProtocolError as exc:
             # UNCONFIRMED in the sources; tplab: malformed CPL is that server's failure
             return None, f"malformed CPL: {exc}"
+
+
+def _https_upgrade(url: str, response: aiohttp.ClientResponse) -> str | None:
+    """The HTTPS URL an HTTP status poll is redirected to, when the redirect is only
+    that upgrade (same host, same path: the product follows those); else None, and
+    any other redirect (such as a login page's) is a failure."""
+    if response.status not in (301, 302, 307, 308):
+        return None
+    location = response.headers.get("Location", "")
+    before = URL(url)
+    after = before.join(URL(location))
+    if (
+        before.scheme == "http"
+        and after.scheme == "https"
+        and (
+            after.host,
+            after.path,
+        )
+        == (before.host, before.path)
+    ):
+        return str(after)
+    return None
 
 
 def _http_reason(status: int, body: bytes) -> str:

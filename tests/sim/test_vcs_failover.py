@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.sim.cluster_lab import IPS
-from tests.sim.vcs_lab import PolicyLab
+from tests.sim.vcs_lab import SERVICE, PolicyLab
 from vcs_policy.core.calls import Outcome
 
 HOSTS = list(IPS)
@@ -121,3 +121,27 @@ def test_killed_peer_fails_within_one_poll_and_recovers() -> None:
     finally:
         lab.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_wrong_status_path_or_path_is_failed_not_a_login_page() -> None:
+    """G-P3 / G-V3: a Status path the peer does not serve is Failed (the peer's redirect
+    to its login page is not an answer), and so is a wrong Path for requests."""
+    lab = PolicyLab(seed=5, hosts=("conductor-initial",))
+    try:
+        lab.setup(cluster=False, poll_interval_s=POLL_S)
+        ip = IPS["conductor-initial"]
+        status, answer = lab.vcs_api("GET", f"/api/v1/policy-services/{SERVICE}")
+        assert status == 200
+        wrong = {**answer, "status_path": "pdp/wrong", "path": "pdp/nothing"}
+        wrong.pop("password_set")
+        status, answer = lab.vcs_api("PUT", f"/api/v1/policy-services/{SERVICE}", wrong)
+        assert status == 200, answer
+        lab.wait(POLL_S + 0.5)
+        assert lab.server_lines()[ip] == "Failed"
+        _, answer = lab.vcs_api("GET", "/api/v1/status/policy-services")
+        assert answer["policy_services"][0]["servers"][0]["reason"].startswith("HTTP 303")
+        result = lab.call("meet.x@example.com")
+        assert result.default_cpl, result
+        assert result.attempts[0].result.startswith("failed: HTTP 303"), result.attempts
+    finally:
+        lab.close()

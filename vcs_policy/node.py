@@ -34,7 +34,7 @@ from aiohttp import web
 from netsim.api import Runtime
 from netsim.certs import make_certificates, server_ssl_context
 from netsim.http import NetsimConnector, NetsimSite
-from vcs_policy.client import Decision, PolicyClient
+from vcs_policy.client import Decision, PolicyClient, describe_error
 from vcs_policy.core.calls import Attempt, CallResult, CallStats, Outcome
 from vcs_policy.core.config import LOCAL_ZONE
 from vcs_policy.core.health import StatusChanged
@@ -45,6 +45,9 @@ from vcs_policy.wire import Action, PolicyRequest
 SOFTWARE_VERSION = "X8.5.2"
 DEFAULT_PORT = 8443
 PUBLISH_INTERVAL_S = 1.0
+#: where a conference bridge takes calls (tplab's stand-in for SIP on TCP 5060)
+SIGNALLING_PORT = 5060
+DIAL_TIMEOUT = aiohttp.ClientTimeout(total=10.0)
 MAX_LOAD_CALLS = 1_000_000
 MAX_LOAD_RATE = 10_000.0
 MAX_LOAD_DURATION_S = 86_400.0
@@ -66,6 +69,7 @@ class LoadRun:
     source: str
     protocol: str
     started_s: float
+    hold_s: float = 0.0  # a connected call hangs up after this long (0: stays up)
     placed: int = 0
     done: int = 0
     by_outcome: dict[str, int] = field(default_factory=dict)
@@ -86,6 +90,7 @@ class LoadRun:
             "aliases": self.aliases,
             "source": self.source,
             "protocol": self.protocol,
+            "hold_s": self.hold_s,
             "placed": self.placed,
             "done": self.done,
             "by_outcome": dict(sorted(self.by_outcome.items())),
@@ -124,6 +129,8 @@ class VcsNode:
         self.stats = CallStats()
         self.clients: dict[str, PolicyClient] = {}
         self.loads: dict[int, LoadRun] = {}
+        #: connected calls with a far end to hang up: call id -> bridge address
+        self.active: dict[str, str] = {}
         self._load_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -325,13 +332,10 @@ class VcsNode:
                     }
                 if result.action is Action.REDIRECT:
                     new = result.locations[0]
-                    if direct_address(new) is not None:
-                        return {
-                            "outcome": Outcome.CONNECTED,
-                            "target": new,
-                            "via": decision.server,
-                            **common,
-                        }
+                    address = direct_address(new)
+                    if address is not None:
+                        dialled = await self._dial(call_id, source, new, address, protocol)
+                        return {"via": decision.server, **common, **dialled}
                     redirected = new
                     break
                 failure = {
@@ -353,9 +357,70 @@ class VcsNode:
             "attempts": tuple(attempts),
         }
 
+    # ------------------------------------------------------- call signalling
+    async def _dial(
+        self, call_id: str, source: str, target: str, address: str, protocol: str
+    ) -> dict[str, Any]:
+        """Set the call up with the host at `address` (a conference bridge): tplab's
+        stand-in for SIP / H.323 signalling, `POST http://ADDRESS:5060/calls` (see
+        `bridges.node`). The call is connected when the bridge accepts it."""
+        assert self._session is not None
+        url = f"http://{address}:{SIGNALLING_PORT}/calls"
+        body = {"call_id": call_id, "from": source, "to": target, "protocol": protocol}
+        try:
+            async with self._session.post(url, json=body, timeout=DIAL_TIMEOUT) as response:
+                answer = await response.json(content_type=None)
+                status = response.status
+        except Exception as exc:  # no bridge answered: the call fails, with why
+            return {
+                "outcome": Outcome.FAILED,
+                "target": target,
+                "reason": f"{address} did not answer the call: {describe_error(exc, 10.0)}",
+            }
+        if not isinstance(answer, dict):
+            answer = {}
+        if status == 200:
+            self.active[call_id] = address
+            return {
+                "outcome": Outcome.CONNECTED,
+                "target": target,
+                "bridge": address,
+                "participant": str(answer.get("participant", "")),
+            }
+        return {
+            "outcome": Outcome.REJECTED,
+            "target": target,
+            "status": status,
+            "reason": str(answer.get("error", f"{address} refused the call")),
+        }
+
+    async def hang_up(self, call_id: str) -> bool:
+        """End a connected call (a BYE to its bridge); False when no such call is up."""
+        address = self.active.pop(call_id, None)
+        if address is None:
+            return False
+        assert self._session is not None
+        url = f"http://{address}:{SIGNALLING_PORT}/calls/{call_id}"
+        try:
+            async with self._session.delete(url, timeout=DIAL_TIMEOUT) as response:
+                await response.read()
+        except Exception as exc:  # the bridge is gone: the call is over all the same
+            self.store.log_event("hang_up_unanswered", call_id=call_id, bridge=address,
+                                 reason=describe_error(exc, 10.0))  # fmt: skip
+        self.stats.hung_up += 1
+        self.publish_status()
+        return True
+
     # ----------------------------------------------------------------- load
     def start_load(
-        self, *, rate: Any, duration_s: Any, aliases: Any, source: Any, protocol: Any
+        self,
+        *,
+        rate: Any,
+        duration_s: Any,
+        aliases: Any,
+        source: Any,
+        protocol: Any,
+        hold_s: Any = 0,
     ) -> LoadRun:
         """Place calls at `rate` per second for `duration_s` in the background."""
         for name, value, high in (
@@ -366,6 +431,10 @@ class VcsNode:
                 raise LoadError(f"{name}: must be a number")
             if not 0 < value <= high:
                 raise LoadError(f"{name}: must be above 0 and at most {high:g}")
+        if isinstance(hold_s, bool) or not isinstance(hold_s, int | float) or hold_s != hold_s:
+            raise LoadError("hold_s: must be a number")
+        if not 0 <= hold_s <= MAX_LOAD_DURATION_S:
+            raise LoadError(f"hold_s: must be 0 (stay connected) to {MAX_LOAD_DURATION_S:g}")
         if rate * duration_s > MAX_LOAD_CALLS:
             raise LoadError(f"rate x duration_s: at most {MAX_LOAD_CALLS} calls in one load")
         if protocol not in ("SIP", "H323"):
@@ -380,6 +449,7 @@ class VcsNode:
             source,
             protocol,
             self.runtime.clock.monotonic(),
+            hold_s=float(hold_s),
         )
         self.loads[load.load_id] = load
         load.task = asyncio.get_running_loop().create_task(self._run_load(load))
@@ -396,6 +466,9 @@ class VcsNode:
             load.done += 1
             key = result.outcome.value
             load.by_outcome[key] = load.by_outcome.get(key, 0) + 1
+            if load.hold_s > 0 and result.call_id in self.active:
+                await asyncio.sleep(load.hold_s)
+                await self.hang_up(result.call_id)
 
         try:
             for index in range(total):
@@ -445,7 +518,7 @@ class VcsNode:
             "serial": self.store.serial,
             "default_password": self.store.default_password(),
             "policy_services": self.policy_status(),
-            "calls": self.stats.summary(),
+            "calls": {**self.stats.summary(), "active": len(self.active)},
             "loads": [load.to_dict() for load in self.loads.values()],
             "started": self.started_wall.isoformat(timespec="seconds"),
         }

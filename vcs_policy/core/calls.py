@@ -46,6 +46,8 @@ class CallResult:
     reason: str = ""
     target: str = ""  # where the call was routed (alias or address)
     via: str = ""  # the policy server that decided, or the zone
+    bridge: str = ""  # the conference bridge that took the call
+    participant: str = ""  # its name for the call there
     rule: str = ""
     default_cpl: bool = False
     attempts: tuple[Attempt, ...] = ()
@@ -78,6 +80,7 @@ class CallStats:
     by_outcome: Counter[str] = field(default_factory=Counter)
     by_via: Counter[str] = field(default_factory=Counter)
     default_cpl: int = 0
+    hung_up: int = 0
     setup_ms: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLE_LIMIT))
     recent: deque[CallResult] = field(default_factory=lambda: deque(maxlen=RECENT_LIMIT))
 
@@ -99,6 +102,7 @@ class CallStats:
             "rejected": self.by_outcome[Outcome.REJECTED.value],
             "failed": self.by_outcome[Outcome.FAILED.value],
             "default_cpl": self.default_cpl,
+            "hung_up": self.hung_up,
             "by_via": dict(sorted(self.by_via.items())),
             "setup_ms_p50": percentile(samples, 0.5),
             "setup_ms_p99": percentile(samples, 0.99),

@@ -211,6 +211,13 @@ async def calls(request: web.Request) -> web.Response:
     )
 
 
+async def hang_up(request: web.Request) -> web.Response:
+    call_id = request.match_info["call_id"]
+    if not await request.app[NODE].hang_up(call_id):
+        return api_error(404, f"no connected call {call_id[:64]!r} to hang up")
+    return web.json_response({"hung_up": call_id})
+
+
 async def start_load(request: web.Request) -> web.Response:
     body = await json_body(request)
     try:
@@ -220,6 +227,7 @@ async def start_load(request: web.Request) -> web.Response:
             aliases=body.get("aliases"),
             source=body.get("source", "load@example.com"),
             protocol=body.get("protocol", "SIP"),
+            hold_s=body.get("hold_s", 0),
         )
     except LoadError as exc:
         return api_error(400, str(exc))
@@ -254,5 +262,6 @@ def add_routes(app: web.Application) -> None:
     r.add_put("/api/v1/users/admin/password", put_password)
     r.add_get("/api/v1/calls", calls)
     r.add_post("/api/v1/calls", place_call)
+    r.add_delete("/api/v1/calls/{call_id}", hang_up)
     r.add_post("/api/v1/calls/load", start_load)
     r.add_get("/api/v1/calls/load/{load_id}", get_load)

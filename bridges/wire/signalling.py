@@ -39,11 +39,13 @@ PROTOCOLS = ("sip", "h323")
 CALL_ID = re.compile(r"[A-Za-z0-9._~:@+-]{1,128}")
 
 
-def _address_problem(name: str, value: Any) -> str | None:
+def _address_problem(name: str, value: Any, *, spaces: bool) -> str | None:
     if not isinstance(value, str):
         return f"{name}: must be a string"
-    if not 0 < len(value) <= MAX_ADDRESS_CHARS or not value.isprintable() or " " in value:
-        return f"{name}: 1-{MAX_ADDRESS_CHARS} printable characters without spaces"
+    if not 0 < len(value) <= MAX_ADDRESS_CHARS or not value.isprintable():
+        return f"{name}: 1-{MAX_ADDRESS_CHARS} printable characters"
+    if not spaces and " " in value:
+        return f"{name}: no spaces"
     return None
 
 
@@ -66,8 +68,9 @@ class CallRequest:
         found = []
         if not isinstance(self.call_id, str) or not CALL_ID.fullmatch(self.call_id):
             found.append("call_id: 1-128 characters of A-Z a-z 0-9 . _ ~ : @ + -")
-        for name, value in (("from", self.caller), ("to", self.to)):
-            problem = _address_problem(name, value)
+        # the caller is as the VCS knows it (spaces allowed); the destination is an alias
+        for name, value, spaces in (("from", self.caller, True), ("to", self.to, False)):
+            problem = _address_problem(name, value, spaces=spaces)
             if problem:
                 found.append(problem)
         if isinstance(self.to, str) and not all(split_destination(self.to)):

@@ -394,6 +394,7 @@ def test_call_request_decode_any_bytes(body: bytes) -> None:
         b'{"call_id": "a", "from": "x", "to": "c@"}',
         b'{"call_id": "a", "from": "", "to": "c@1.2.3.4"}',
         b'{"call_id": "a", "from": "x\\u0000", "to": "c@1.2.3.4"}',
+        b'{"call_id": "a", "from": "x", "to": "c d@1.2.3.4"}',
         b'{"call_id": "a", "from": "x", "to": "c@1.2.3.4", "protocol": "vnc"}',
         b'{"call_id": 1, "from": "x", "to": "c@1.2.3.4"}',
         b"\xff",
@@ -413,6 +414,8 @@ def test_call_request_protocol_is_case_insensitive_and_defaults_to_sip() -> None
         b'{"call_id": "a", "from": "x@y", "to": "c@1.2.3.4", "protocol": "H323"}'
     )
     assert request.protocol == "h323"
+    request = CallRequest.decode(b'{"call_id": "a", "from": "Alice Smith", "to": "c@1.2.3.4"}')
+    assert request.caller == "Alice Smith"
     with pytest.raises(LocalProtocolError):
         CallRequest("a b", "x", "c@d").encode()
 

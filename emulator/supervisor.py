@@ -3,7 +3,8 @@
 `Supervisor.run()` opens the world (`netsim.launch.open_world`) and serves its
 REST control API in this process, starts one process for every host whose role
 has an implementation (`PROCESS_MODULES`: `python -m peers` for a Conductor,
-`python -m vcs_policy` for the VCS; inside the host's namespace with the kernel
+`python -m vcs_policy` for the VCS, `python -m bridges --kind ROLE` for a
+TelePresence Server or MCU; inside the host's namespace with the kernel
 backend), waits until each answers HTTPS `GET /login` with 200, and then
 watches them:
 
@@ -70,9 +71,14 @@ PEER_PORT = 8443
 #: the factory default account of every node (`peers.store.DEFAULT_PASSWORD`; the VCS's too)
 DEFAULT_USER = "admin"
 DEFAULT_PASSWORD = "TANDBERG"
-#: roles that have a process implementation, and the module that runs one; every module
-#: takes the same arguments (`Supervisor._argv`)
-PROCESS_MODULES = {"conductor": "peers", "vcs": "vcs_policy"}
+#: roles that have a process implementation: the module that runs one and its own
+#: arguments; every module also takes the same common arguments (`Supervisor._argv`)
+PROCESS_MODULES: dict[str, tuple[str, ...]] = {
+    "conductor": ("peers",),
+    "vcs": ("vcs_policy",),
+    "mcu": ("bridges", "--kind", "mcu"),
+    "telepresence-server": ("bridges", "--kind", "telepresence-server"),
+}
 
 #: environment defaults of every child (the caller's environment wins). A peer hashes
 #: passwords with scrypt (N=2^14, r=8: 16 MiB per hash or check); with glibc's dynamic
@@ -447,7 +453,7 @@ class Supervisor:
             *prefix,
             sys.executable,
             "-m",
-            PROCESS_MODULES[child.host.role],
+            *PROCESS_MODULES[child.host.role],
             "--host",
             child.name,
             "--ip",

@@ -18,10 +18,10 @@ import hmac
 import json
 import random
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Boolean,
@@ -48,6 +48,7 @@ DEFAULT_PASSWORD = "TANDBERG"  # the platform's factory default for admin and ro
 USERS = {"admin": Scope.SHARED, "root": Scope.PEER}  # admin: a replicated entry
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
+_T = TypeVar("_T")
 
 
 class StoreError(RuntimeError):
@@ -187,6 +188,8 @@ class ConfigStore:
         #: counts write transactions: callers that keep something derived from stored
         #: data (the policy service's compiled aliases) rebuild it when this moves
         self.generation = 0
+        #: `derived`: name -> (generation it was built at, value)
+        self._derived: dict[str, tuple[int, Any]] = {}
         self._verify_secret = secrets.token_bytes(32)
         self._verified: dict[str, tuple[bytes, str]] = {}
         self._open()
@@ -204,6 +207,18 @@ class ConfigStore:
         if name not in self._cache:
             self._cache[name] = load()
         return copy.deepcopy(self._cache[name])
+
+    def derived(self, name: str, build: Callable[[], _T]) -> _T:
+        """Something computed from stored data (the conference configuration), built
+        again only after a write (`generation` moved). It is shared, not copied:
+        `build` must answer something immutable."""
+        held = self._derived.get(name)
+        if held is not None and held[0] == self.generation:
+            return cast(_T, held[1])
+        generation = self.generation
+        value = build()
+        self._derived[name] = (generation, value)
+        return value
 
     # ------------------------------------------------------------ lifecycle
     def _open(self) -> None:
@@ -558,10 +573,16 @@ class ConfigStore:
         return entry
 
     def write_shared(
-        self, puts: Mapping[str, Any], deletes: Iterable[str] = (), *, user: str
+        self,
+        puts: Mapping[str, Any],
+        deletes: Iterable[str] = (),
+        *,
+        user: str,
+        secret_fields: Collection[str] = (),
     ) -> list[Entry]:
         """Write and delete replicated items in one transaction (a renamed item is both),
-        each change in the configuration log; answers the entries written."""
+        each change in the configuration log; answers the entries written. Fields
+        named in `secret_fields` (of object values) are logged as (set) / (empty)."""
         entries: list[Entry] = []
         now = self._now()
         changes = [(key, value, False) for key, value in puts.items()]
@@ -572,10 +593,12 @@ class ConfigStore:
                     raise StoreError(f"{key!r} is written through settings or users, not directly")
                 row = s.get(SharedRow, key)
                 old = "" if row is None or row.deleted else row.value
+                if old and secret_fields:
+                    old = _logged(json.loads(old), secret_fields)
                 entry = Entry(key, self.hlc.tick(self._wall_ms()), deleted, value)
                 self._put(s, entry)
                 entries.append(entry)
-                new = "" if deleted else json.dumps(value, sort_keys=True)
+                new = "" if deleted else _logged(value, secret_fields)
                 s.add(ConfigLogRow(wall=now, user=user, key=key, old=old, new=new, pending=False))
         return entries
 
@@ -745,6 +768,15 @@ def _shown(secret: bool, value: Any) -> str:
     if secret:
         return "(set)" if value else "(empty)"
     return json.dumps(value)
+
+
+def _logged(value: Any, secret_fields: Collection[str]) -> str:
+    """A replicated value as the configuration log shows it (secrets hidden)."""
+    if isinstance(value, dict) and secret_fields:
+        value = {
+            k: ("(set)" if v else "(empty)") if k in secret_fields else v for k, v in value.items()
+        }
+    return json.dumps(value, sort_keys=True)
 
 
 def _user_error(name: str, message: str) -> SettingError:

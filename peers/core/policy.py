@@ -15,14 +15,17 @@ Choices where the sources are silent (cisco-behaviour.md 2, UNCONFIRMED there):
   case-insensitively, after a `sip:` scheme is stripped), *Conference name*
   (a template: `\\1` ... `\\9` are the regex's groups, `\\0` the whole alias,
   `\\\\` a backslash), *Priority* (1-65534, lower first, ties by name), *Role*
-  (chairperson / guest) and *Allow conference creation* (yes / no).
+  (chairperson / guest), *Allow conference creation* (yes / no) and *Conference
+  template* (the name of a conference template, `peers.core.conference_config`;
+  optional: aliases stored before templates existed name none, and still work).
 - An alias whose conference name comes out empty for a destination does not
   match it (the next alias is tried).
 - No alias matches: CPL reject 404 "Conference not found". An alias matches:
-  CPL allow (`cpl_allow()`: the call proceeds to its destination). Conference
-  templates, bridges and redirects to the conference on a bridge come in a later
-  issue; until then the role and *Allow conference creation* are recorded in
-  the decision but do not change the answer.
+  CPL allow (`cpl_allow()`: the call proceeds to its destination). The alias's
+  conference template is recorded here but not used: placing the conference on a
+  bridge and redirecting to it come in a later issue; until then the role and
+  *Allow conference creation* are recorded in the decision but do not change the
+  answer.
 
 Also here, pure and driven by `now`: the per-peer counters shown on Status >
 Overview, and `FailureThrottle`, which keeps a flood of failed policy logins
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +81,7 @@ ALIAS_FIELDS: dict[str, str] = {
     "priority": "Priority",
     "role": "Role",
     "may_create": "Allow conference creation",
+    "template": "Conference template",
 }
 #: fields a new alias must have; the others take these defaults
 ALIAS_REQUIRED = ("name", "incoming_alias", "conference_name")
@@ -85,6 +89,7 @@ ALIAS_DEFAULTS: dict[str, Any] = {
     "priority": DEFAULT_PRIORITY,
     "role": Role.CHAIRPERSON.value,
     "may_create": True,
+    "template": "",
 }
 
 
@@ -99,6 +104,7 @@ class ConferenceAlias:
     role: Role
     may_create: bool
     regex: re.Pattern[str] = field(compare=False, repr=False)
+    template: str = ""  # a conference template's name; "" = none
 
     @property
     def key(self) -> str:
@@ -112,6 +118,7 @@ class ConferenceAlias:
             "priority": self.priority,
             "role": self.role.value,
             "may_create": self.may_create,
+            "template": self.template,
         }
 
     def conference_for(self, alias: str) -> str | None:
@@ -249,14 +256,34 @@ def _check_may_create(value: Any) -> bool:
     raise _error("may_create", "must be yes or no")
 
 
+def _check_template_name(value: Any, templates: Collection[str] | None) -> str:
+    if not isinstance(value, str):
+        raise _error("template", "must be text (empty for none)")
+    value = value.strip()
+    if not value:
+        return ""
+    if len(value) > NAME_MAX or not _NAME.fullmatch(value):
+        raise _error("template", f"{value[:NAME_MAX]!r} is not a conference template name")
+    if templates is not None and value not in templates:
+        raise _error("template", f"there is no conference template named {value!r}")
+    return str(value)
+
+
 def validate_alias(
-    values: Mapping[str, Any], *, others: Iterable[str] = (), strict_types: bool = False
+    values: Mapping[str, Any],
+    *,
+    others: Iterable[str] = (),
+    strict_types: bool = False,
+    templates: Collection[str] | None = None,
 ) -> ConferenceAlias:
     """A conference alias from field values (API names), every error at once.
 
     `others`: names of the other aliases (a name may not repeat, case-insensitively).
     `strict_types`: JSON input, where *Priority* must be a number and *Allow
-    conference creation* a boolean (the page's form sends text for both)."""
+    conference creation* a boolean (the page's form sends text for both).
+    `templates`: names of the conference templates *Conference template* may name;
+    None: not checked (stored aliases, which replication may have left naming a
+    template deleted meanwhile)."""
     errors: list[SettingError] = []
     unknown = sorted(set(values) - set(ALIAS_FIELDS))
     for name in unknown:
@@ -298,6 +325,11 @@ def validate_alias(
             clean["conference_name"] = _check_template(given["conference_name"], regex)
         except SettingError as exc:
             errors.append(exc)
+    if "template" in given:
+        try:
+            clean["template"] = _check_template_name(given["template"], templates)
+        except SettingError as exc:
+            errors.append(exc)
     if "name" in clean:
         folded = clean["name"].casefold()
         if any(other.casefold() == folded for other in others):
@@ -315,6 +347,7 @@ def validate_alias(
         clean["role"],
         clean["may_create"],
         regex,
+        clean["template"],
     )
 
 

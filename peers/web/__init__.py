@@ -49,7 +49,7 @@ async def base_context(request: web.Request) -> dict[str, Any]:
 
 
 def make_app(node: PeerNode) -> web.Application:
-    from peers.web import api, conference, views
+    from peers.web import api, conference, conference_config, views
 
     # the policy service endpoints (pdp) sit ahead of sessions and the admin login:
     # the VCS authenticates each request with HTTP Basic
@@ -83,5 +83,6 @@ def make_app(node: PeerNode) -> web.Application:
     views.add_routes(app)
     api.add_routes(app)
     conference.add_routes(app)
+    conference_config.add_routes(app)
     app.router.add_static("/static/", STATIC)
     return app

@@ -4,7 +4,9 @@ Aliases are shared configuration (G-S1): each is one replicated entry
 (`conference_alias:<name>`), written with the configuration log and handed to
 replication. Page and API go through the same actions, so both refuse alike:
 every bad field named by its label (bad regex, a conference name using a group
-the regex lacks, a duplicate name, a priority out of range), nothing saved.
+the regex lacks, a duplicate name, a priority out of range, a conference template
+that does not exist), nothing saved. *Conference template* is optional (aliases
+stored before templates existed name none).
 
 API (`/api/v1/conference/aliases`): GET lists them in decision order, POST
 creates one, GET / PUT / DELETE `/{name}` read, change (any subset of the
@@ -22,6 +24,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from netsim.websession import api_error, get_session
+from peers.core.conference_config import conference_config_of
 from peers.core.policy import (
     ALIAS_DEFAULTS,
     ALIAS_FIELDS,
@@ -67,10 +70,20 @@ def find_alias(node: PeerNode, name: str) -> ConferenceAlias:
     raise AliasNotFound(name)
 
 
+def template_names(node: PeerNode) -> list[str]:
+    """The conference templates an alias may name."""
+    return sorted(conference_config_of(node.store).conference_templates, key=str.casefold)
+
+
 def create_alias(
     node: PeerNode, values: Mapping[str, Any], *, user: str, strict_types: bool
 ) -> ConferenceAlias:
-    alias = validate_alias(values, others=alias_names(node), strict_types=strict_types)
+    alias = validate_alias(
+        values,
+        others=alias_names(node),
+        strict_types=strict_types,
+        templates=template_names(node),
+    )
     node.publish(node.store.write_shared({alias.key: alias.to_json()}, user=user))
     return alias
 
@@ -81,7 +94,12 @@ def update_alias(
     """Changes some fields of alias `name`; a new `name` renames it (one transaction)."""
     current = find_alias(node, name)
     merged = {**current.to_json(), **changes}
-    alias = validate_alias(merged, others=alias_names(node) - {name}, strict_types=strict_types)
+    alias = validate_alias(
+        merged,
+        others=alias_names(node) - {name},
+        strict_types=strict_types,
+        templates=template_names(node),
+    )
     deletes = [current.key] if alias.key != current.key else []
     node.publish(node.store.write_shared({alias.key: alias.to_json()}, deletes, user=user))
     return alias
@@ -94,17 +112,21 @@ def delete_alias(node: PeerNode, name: str, *, user: str) -> None:
 
 
 # ------------------------------------------------------------------ pages
-def _form_fields(values: Mapping[str, Any], errors: Mapping[str, str]) -> list[dict[str, Any]]:
-    kinds = {"role": "choice", "may_create": "choice"}
+def _form_fields(
+    values: Mapping[str, Any], errors: Mapping[str, str], templates: list[str]
+) -> list[dict[str, Any]]:
+    kinds = {"role": "choice", "may_create": "choice", "template": "choice"}
     choices = {
         "role": [(value, text) for value, text in ROLE_TEXT.items()],
         "may_create": [("yes", "Yes"), ("no", "No")],
+        "template": [("", "(none)")] + [(name, name) for name in templates],
     }
     helps = {
         "incoming_alias": "A regular expression matching the whole destination alias "
         "(case-insensitive, without sip:), e.g. meet\\.(.*)@example\\.com",
         "conference_name": "Built from the regex's groups: \\1 to \\9, e.g. meeting-\\1",
         "priority": "1 to 65534; aliases are tried lowest first",
+        "template": "Where conferences of this alias are placed (Conference templates)",
     }
     fields = []
     for name, label in ALIAS_FIELDS.items():
@@ -170,7 +192,7 @@ async def _alias_form(
     context = await page_context(
         request,
         title,
-        fields=_form_fields(values, errors),
+        fields=_form_fields(values, errors, template_names(node)),
         errors=errors,
         creating=name is None,
         action=request.raw_path,

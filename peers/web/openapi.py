@@ -10,6 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from peers.core.conference_config import (
+    BRIDGE_TYPES,
+    CASCADES_RESERVED_MAX,
+    CONFERENCE_TYPES,
+    FIELDS,
+    PARTICIPANT_LIMIT_MAX,
+    POOL_BRIDGES_MAX,
+    PREFERENCE_POOLS_MAX,
+    PROTOCOLS,
+    REQUIRED,
+    Section,
+)
 from peers.core.policy import (
     ALIAS_FIELDS,
     ALIAS_REQUIRED,
@@ -21,6 +33,7 @@ from peers.core.settings import Setting, page_settings
 from peers.store import USERS
 from peers.web.actions import ACCOUNTS, PASSWORD_FIELDS
 from peers.web.api import LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX
+from peers.web.conference_config import PAGES
 from peers.web.views import SETTINGS_PAGES
 
 Schema = dict[str, Any]
@@ -245,6 +258,10 @@ ALIAS_PROPERTIES: dict[str, Schema] = {
     "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX},
     "role": {"type": "string", "enum": [r.value for r in Role]},
     "may_create": BOOLEAN,
+    "template": {
+        **STRING,
+        "description": "Conference template: a conference template's name; empty for none",
+    },
 }
 ALIAS = _object(
     {
@@ -429,6 +446,7 @@ def _other_paths() -> dict[str, Any]:
             }
         }
     paths.update(_alias_paths())
+    paths.update(_conference_config_paths())
     paths["/api/v1/openapi.json"] = {
         "get": {
             "operationId": "get_openapi",
@@ -499,6 +517,186 @@ def _alias_paths() -> dict[str, Any]:
             ),
         },
     }
+
+
+NAMES: Schema = {"type": "array", "items": STRING, "uniqueItems": True}
+#: what each kind's POST / PUT takes (JSON types exact: a body breaking them is refused)
+CONFIG_INPUT: dict[Section, dict[str, Schema]] = {
+    Section.BRIDGE: {
+        "name": STRING,
+        "type": {"type": "string", "enum": list(BRIDGE_TYPES)},
+        "address": {**STRING, "description": "Address: an IPv4 address or a host name (FQDN)"},
+        "protocol": {"type": "string", "enum": list(PROTOCOLS)},
+        "port": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65535,
+            "description": "Port: when not given, 8443 for HTTPS and 8080 for HTTP (tplab's "
+            "bridges; the product's are 443 and 80); a port left at the old protocol's "
+            "default follows a change of protocol",
+        },
+        "username": STRING,
+        "password": {
+            **STRING,
+            "writeOnly": True,
+            "description": "Password (write-only; PUT without it keeps it)",
+        },
+        "enabled": {**BOOLEAN, "description": "State: Enabled (true) or Disabled (false)"},
+    },
+    Section.POOL: {
+        "name": STRING,
+        "type": {"type": "string", "enum": list(BRIDGE_TYPES)},
+        "bridges": {
+            **NAMES,
+            "maxItems": POOL_BRIDGES_MAX,
+            "description": "Bridges: names of configured conference bridges of this type",
+        },
+    },
+    Section.PREFERENCE: {
+        "name": STRING,
+        "pools": {
+            **NAMES,
+            "minItems": 1,
+            "maxItems": PREFERENCE_POOLS_MAX,
+            "description": "Pools: names of conference bridge pools, tried in this order",
+        },
+    },
+    Section.TEMPLATE: {
+        "name": STRING,
+        "type": {"type": "string", "enum": list(CONFERENCE_TYPES)},
+        "service_preference": {**STRING, "description": "Service preference: its name"},
+        "participant_limit": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": PARTICIPANT_LIMIT_MAX,
+            "description": "Participant limit: 0 for no limit",
+        },
+        "cascades_reserved": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": CASCADES_RESERVED_MAX,
+            "description": "Cascades reserved: stored; conference placement does not use it yet",
+        },
+    },
+}
+BRIDGE_STATUS = _object(
+    {"text": STRING, "ok": BOOLEAN},
+)
+
+
+def _config_output(section: Section) -> Schema:
+    """What GET answers for one object: the input fields, secrets as `<field>_set`."""
+    properties: dict[str, Schema] = {}
+    for name, schema in CONFIG_INPUT[section].items():
+        label = FIELDS[section][name]
+        if name == "password":
+            properties["password_set"] = {**BOOLEAN, "description": f"{label} is set"}
+            continue
+        described = {**schema, "description": schema.get("description", label)}
+        for keyword in ("uniqueItems", "minItems", "maxItems"):
+            described.pop(keyword, None)  # stored entries are shown as they are
+        properties[name] = described
+    required = list(properties)
+    if section is Section.BRIDGE:
+        properties["status"] = {
+            **BRIDGE_STATUS,
+            "description": "this peer's view of the bridge, once it has checked it",
+        }
+    return _object(properties, required=required)
+
+
+def _conference_config_paths() -> dict[str, Any]:
+    """Conference bridges, pools, service preferences, templates (shared, G-S1)."""
+    tag = "Conference configuration"
+    paths: dict[str, Any] = {}
+    for section, page in PAGES.items():
+        noun = section.noun
+        ident = noun.replace(" ", "_")
+        output = _config_output(section)
+        inputs = {
+            name: {**schema, "description": schema.get("description", FIELDS[section][name])}
+            for name, schema in CONFIG_INPUT[section].items()
+        }
+        parameter = {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "description": f"the {noun}'s Name",
+            "schema": STRING,
+        }
+        not_found = {
+            "description": f"no {noun} has this name; nothing was done",
+            "content": _json(ERROR),
+        }
+
+        def one(op: str, summary: str, schema: Schema, **extra: Any) -> dict[str, Any]:
+            responses = _responses("200", summary, schema)
+            responses["404"] = extra.pop("not_found")
+            return {
+                "operationId": op,
+                "tags": [tag],
+                "summary": summary,
+                "parameters": [extra.pop("parameter")],
+                **extra,
+                "responses": responses,
+            }
+
+        found = {"parameter": parameter, "not_found": not_found}
+        refs = {
+            Section.BRIDGE: "pools",
+            Section.POOL: "service preferences",
+            Section.PREFERENCE: "conference templates",
+            Section.TEMPLATE: "conference aliases",
+        }[section]
+        paths[page.api_path] = {
+            "get": {
+                "operationId": f"list_{ident}s",
+                "tags": [tag],
+                "summary": f"Conference configuration > {page.title} (by name)",
+                "responses": _responses(
+                    "200",
+                    f"every {noun}",
+                    _object({page.slug: {"type": "array", "items": output}}),
+                ),
+            },
+            "post": {
+                "operationId": f"create_{ident}",
+                "tags": [tag],
+                "summary": f"Add a {noun} (the names it refers to must exist)",
+                "requestBody": _put_body(inputs, required=list(REQUIRED[section])),
+                "responses": _responses("201", "added", _object({"saved": output})),
+            },
+        }
+        paths[page.api_path + "/{name}"] = {
+            "get": one(f"get_{ident}", f"One {noun}", output, **found),
+            "put": one(
+                f"update_{ident}",
+                f"Change a {noun} (any of its fields; name renames it, refused while "
+                f"{refs} use it)",
+                _object({"saved": output}),
+                requestBody=_put_body(inputs, required=[]),
+                **found,
+            ),
+            "delete": one(
+                f"delete_{ident}",
+                f"Delete a {noun} (refused, 400, while {refs} use it)",
+                _object({"deleted": STRING}),
+                **found,
+            ),
+        }
+    paths[PAGES[Section.BRIDGE].api_path]["delete"] = {
+        "operationId": "delete_all_conference_bridges",
+        "tags": [tag],
+        "summary": "Delete every conference bridge and take them out of every pool, in one "
+        "transaction (G-P5, G-B2: a peer placed in standalone mode deletes its conference "
+        "bridges); pools left empty stay",
+        "responses": _responses(
+            "200",
+            "the bridges deleted and the pools emptied",
+            _object({"deleted": STRINGS, "pools_emptied": STRINGS}),
+        ),
+    }
+    return paths
 
 
 def document() -> dict[str, Any]:

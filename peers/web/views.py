@@ -63,6 +63,10 @@ MENU: list[tuple[str, list[tuple[str, str]]]] = [
         "Conference configuration",
         [
             ("Conference aliases", "/conference/aliases"),
+            ("Conference templates", "/conference/templates"),
+            ("Service preferences", "/conference/preferences"),
+            ("Conference bridge pools", "/conference/pools"),
+            ("Conference bridges", "/conference/bridges"),
             ("Policy service", "/conference/policy"),
         ],
     ),

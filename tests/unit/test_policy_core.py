@@ -61,6 +61,7 @@ def test_validate_alias_fills_defaults_and_canonicalises() -> None:
         "priority": 100,
         "role": "chairperson",
         "may_create": True,
+        "template": "",
     }
     form = validate_alias(
         {

@@ -22,6 +22,7 @@ from aiohttp import web
 from netsim.api import Runtime
 from netsim.certs import make_certificates, server_ssl_context
 from netsim.http import NetsimSite
+from peers.conferences import ConferenceService
 from peers.core.replication import Entry
 from peers.policy import PolicyService
 from peers.rules import PEER_KEYS
@@ -59,6 +60,8 @@ class PeerNode:
         self.started_wall = runtime.clock.wall()
         #: the policy service's aliases, counters and login throttle (memory only)
         self.policy = PolicyService(self.store, runtime.clock)
+        #: bridge health, conference placement and the shared conference records
+        self.conferences = ConferenceService(self)
 
     # ------------------------------------------------------------ lifecycle
     def _first_start(self) -> None:
@@ -127,6 +130,7 @@ class PeerNode:
 
         self.cluster = ClusterService(self)
         await self.cluster.start()
+        await self.conferences.start()
         self._done = asyncio.get_running_loop().create_future()
 
     async def run(self) -> Outcome:
@@ -140,6 +144,7 @@ class PeerNode:
 
     async def close(self) -> None:
         self.policy.close()
+        await self.conferences.stop()
         if self.cluster is not None:
             await self.cluster.stop()
             self.cluster = None
@@ -192,6 +197,10 @@ class PeerNode:
             self._done.set_result(outcome)
 
     # -------------------------------------------------------------- status
+    def bridge_status(self) -> dict[str, dict[str, Any]]:
+        """Conference bridges page: each bridge as this peer last saw it (G-R8)."""
+        return self.conferences.status()
+
     def ntp_state(self) -> str:
         """System > Time Status State (G-R3): Synchronized when an NTP server is configured."""
         return "Synchronized" if self.store.get("time.ntp_servers") else "Not synchronized"

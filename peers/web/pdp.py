@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import BasicAuth, ClientPayloadError, hdrs, web
 
+from peers.core.conference_config import template_for_alias
 from peers.core.policy import answer_policy
 from peers.web.keys import NODE
 from vcs_policy.wire.policy import MAX_BODY_BYTES
@@ -104,11 +105,19 @@ async def policy_endpoint(request: web.Request, node: PeerNode) -> web.StreamRes
         counters.bad_requests += 1
         return _text(413, f"policy request body exceeds {MAX_BODY_BYTES} bytes")
     answer = answer_policy(request.content_type, body, node.policy.aliases())
+    text = answer.text
+    decision = answer.decision
+    if decision is not None and decision.alias is not None and decision.conference_name:
+        # G-S3: an alias with a conference template is placed on a bridge (or joins the
+        # conference the cluster already placed) and the VCS is redirected there
+        template = template_for_alias(node.store, decision.alias.name)
+        if template is not None:
+            text, _ = await node.conferences.place(decision.conference_name, template)
     counters.policy_answered(answer.outcome, node.policy.wall())
     content_type = TEXT_UTF8 if answer.content_type == "text/plain" else answer.content_type
     return web.Response(
         status=answer.status,
-        body=answer.text.encode(),
+        body=text.encode(),
         headers={hdrs.CONTENT_TYPE: content_type},
     )
 

@@ -251,7 +251,10 @@ class SimTransport(asyncio.Transport):
             self._blocked.popleft()
 
     def _arrive(self, item: bytes | object) -> None:
-        if self._closed:
+        # a real transport stops reading when it is closed, before connection_lost
+        # runs: nothing may reach the protocol in between (aiohttp's server would start
+        # a request its connection_lost then tears down)
+        if self._closing:
             return
         if self._paused:
             self._inbox.append(item)

@@ -61,6 +61,8 @@ RECONCILE_INTERVAL_S = 2.0
 EMPTY_TIMEOUT_S = 60.0
 RPC_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
 NO_CAPACITY_STATUS = 503
+#: peer-local store key of the conferences this peer created
+CREATED_KEY = "conferences_created"
 #: MCU fault 2: a conference of that name exists (on that bridge: adopt it)
 DUPLICATE_CONFERENCE = 2
 NO_SUCH_CONFERENCE = 4
@@ -90,7 +92,10 @@ class ConferenceService:
         self._session = aiohttp.ClientSession(
             connector=NetsimConnector(self.node.runtime.network, limit=0)
         )
-        self.created = {r.name: r for r in self.records().values() if r.created_by == self.me}
+        # what this peer created is kept locally, so a restarted peer still destroys
+        # its copies that lost while it was down
+        stored = self.node.store.local(CREATED_KEY) or {}
+        self.created = {name: ConferenceRecord.from_json(r) for name, r in stored.items()}
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._poll_loop()), loop.create_task(self._tick_loop())]
 
@@ -256,6 +261,7 @@ class ConferenceService:
         entry = self.node.store.put_shared(CONFERENCE_PREFIX + conference, record.to_json())
         self.node.publish([entry])
         self.created[conference] = record
+        self._save_created()
         self.node.store.log_event("conference_created", conference=conference, bridge=bridge.name)
         return record
 
@@ -270,8 +276,9 @@ class ConferenceService:
         records = self.records()
         bridges = self.bridges()
         for loser in reconcile(self.me, list(self.created.values()), records):
-            await self._destroy(loser, bridges, reason="superseded")
-            self.created.pop(loser.name, None)
+            if await self._destroy(loser, bridges, reason="superseded"):
+                self.created.pop(loser.name, None)
+                self._save_created()
         now = self.node.runtime.clock.monotonic()
         counts = await self._participant_counts(bridges)
         for name, record in list(self.created.items()):
@@ -280,19 +287,24 @@ class ConferenceService:
                 self._empty_since.pop(name, None)
                 continue
             since = self._empty_since.setdefault(name, now)
-            if now - since >= EMPTY_TIMEOUT_S:
-                await self._destroy(record, bridges, reason="empty")
-                entry = self.node.store.delete_shared(CONFERENCE_PREFIX + name)
-                self.node.publish([entry])
+            if now - since >= EMPTY_TIMEOUT_S and await self._destroy(
+                record, bridges, reason="empty"
+            ):
+                if records.get(name) == record:
+                    entry = self.node.store.delete_shared(CONFERENCE_PREFIX + name)
+                    self.node.publish([entry])
                 self.created.pop(name, None)
+                self._save_created()
                 self._empty_since.pop(name, None)
 
     async def _destroy(
         self, record: ConferenceRecord, bridges: dict[str, Bridge], *, reason: str
-    ) -> None:
+    ) -> bool:
+        """Destroy a conference on its bridge; True once it is gone there (or its bridge
+        entry is), False to try again later (the bridge did not answer)."""
         bridge = bridges.get(record.bridge)
         if bridge is None:
-            return
+            return True
         method, params = (
             ("conference.destroy", {"conferenceName": record.bridge_id})
             if bridge.kind is BridgeKind.MCU
@@ -302,11 +314,17 @@ class ConferenceService:
             await self.rpc(bridge, method, params)
         except BridgeFault as fault:
             if fault.code != NO_SUCH_CONFERENCE:
-                return
+                return False
         except BridgeUnavailable:
-            return
+            return False
         self.node.store.log_event(
             "conference_destroyed", conference=record.name, bridge=bridge.name, reason=reason
+        )
+        return True
+
+    def _save_created(self) -> None:
+        self.node.store.set_local(
+            CREATED_KEY, {name: r.to_json() for name, r in self.created.items()}
         )
 
     async def _participant_counts(self, bridges: dict[str, Bridge]) -> dict[tuple[str, str], int]:

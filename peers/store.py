@@ -648,6 +648,26 @@ class ConfigStore:
             else:
                 row.value = "1" if value else "0"
 
+    # ------------------------------------------------------ peer-local data
+    def local(self, key: str) -> Any:
+        """A JSON value this peer keeps for itself (never replicated), or None."""
+        text: str | None = self._cached("local:" + key, lambda: self._load_local(key))
+        return None if text is None else json.loads(text)
+
+    def _load_local(self, key: str) -> str | None:
+        with self._session() as s:
+            row = s.get(MetaRow, "local:" + key)
+            return None if row is None else row.value
+
+    def set_local(self, key: str, value: Any) -> None:
+        with self._write() as s:
+            row = s.get(MetaRow, "local:" + key)
+            text = json.dumps(value, sort_keys=True)
+            if row is None:
+                s.add(MetaRow(key="local:" + key, value=text))
+            else:
+                row.value = text
+
     # --------------------------------------------------------- certificates
     def certificates(self) -> dict[str, tuple[str, str, str]]:
         result: dict[str, tuple[str, str, str]] = self._cached(

@@ -5,7 +5,7 @@ The driver around `peers.core.placement`. It speaks each bridge's XML-RPC API
 (`bridges.wire.xmlrpc`, over HTTP or HTTPS as the bridge's entry says, through
 the host's network) and keeps:
 
-- health: every `POLL_INTERVAL_S` each configured bridge is asked `device.query`
+- health: every *Conference bridge status poll interval* each configured bridge is asked `device.query`
   (free ports = totalVideoPorts - usedVideoPorts, `healthy`); no answer or a
   fault makes it unusable until a later poll succeeds (G-R8: shown unavailable,
   conferences go elsewhere). A failed create marks it unusable at once.
@@ -20,8 +20,8 @@ the host's network) and keeps:
   during a partition; last writer won) are destroyed on their bridge, so after a
   heal each conference lives on one bridge; their participants are dropped
   (tplab's choice: they dial again and land on the winner).
-- ending: a conference this peer created that has had no participant for
-  `EMPTY_TIMEOUT_S` is destroyed and its record deleted.
+- ending: a conference this peer created that has had no participant for *End a
+  conference left empty after* seconds is destroyed and its record deleted.
 
 TLS to bridges is not verified (tplab's choice: bridges sign with their own CA
 and the Conductor pages have no trust store for bridges yet).
@@ -56,9 +56,7 @@ from vcs_policy.wire import cpl_redirect, cpl_reject
 if TYPE_CHECKING:
     from peers.node import PeerNode
 
-POLL_INTERVAL_S = 5.0
 RECONCILE_INTERVAL_S = 2.0
-EMPTY_TIMEOUT_S = 60.0
 RPC_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
 NO_CAPACITY_STATUS = 503
 #: peer-local store key of the conferences this peer created
@@ -195,7 +193,7 @@ class ConferenceService:
             await asyncio.gather(*(self.poll(b) for b in bridges), return_exceptions=True)
             for name in set(self.health) - {b.name for b in bridges}:
                 del self.health[name]
-            await asyncio.sleep(POLL_INTERVAL_S)
+            await asyncio.sleep(float(self.node.store.get("policy.bridge_poll_s")))
 
     # ----------------------------------------------------------- placement
     async def place(self, conference: str, template: Template | None) -> tuple[str, str]:
@@ -287,7 +285,8 @@ class ConferenceService:
                 self._empty_since.pop(name, None)
                 continue
             since = self._empty_since.setdefault(name, now)
-            if now - since >= EMPTY_TIMEOUT_S and await self._destroy(
+            end_s = float(self.node.store.get("policy.empty_conference_end_s"))
+            if now - since >= end_s and await self._destroy(
                 record, bridges, reason="empty"
             ):
                 if records.get(name) == record:

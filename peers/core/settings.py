@@ -461,6 +461,27 @@ def _settings() -> list[Setting]:
             "pdp/status",
             help="The VCS policy service's Status path, polled every minute",
         ),
+        # how conferences placed on bridges are looked after (G-S3); apply at once
+        Setting(
+            "policy.empty_conference_end_s",
+            "End a conference left empty after (seconds)",
+            "policy",
+            shared,
+            _int(5, 86400),
+            60,
+            kind="int",
+            help="A conference with no participant for this long is destroyed on its bridge",
+        ),
+        Setting(
+            "policy.bridge_poll_s",
+            "Conference bridge status poll interval (seconds)",
+            "policy",
+            shared,
+            _int(1, 3600),
+            5,
+            kind="int",
+            help="How often each peer asks every conference bridge for its state",
+        ),
     ]
 
 

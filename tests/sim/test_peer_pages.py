@@ -125,7 +125,12 @@ VALID_FORMS: dict[str, dict[str, str]] = {
     "access": {"access.ssh": "Off", "access.lcd_panel": "Off"},
     "locations": {"locations.adhoc_ip": "127.60.0.20", "locations.rendezvous_ip": "127.60.0.21"},
     "options": {"options.release_key": "RK-0042-ABCD", "options.capacity": "select"},
-    "policy": {"policy.policy_path": "tplab/policy", "policy.status_path": "/tplab/status"},
+    "policy": {
+        "policy.policy_path": "tplab/policy",
+        "policy.status_path": "/tplab/status",
+        "policy.empty_conference_end_s": "120",
+        "policy.bridge_poll_s": "10",
+    },
 }
 RESTART_PAGES = {"clustering", "ip"}
 
@@ -157,6 +162,8 @@ INVALID: list[tuple[str, str, str, str]] = [
     ("policy", "policy.policy_path", "api/v1/policy", "the admin pages and API use it"),
     ("policy", "policy.status_path", "pdp/../status", "is not a URL path"),
     ("policy", "policy.status_path", "pdp/policy", "must differ from the Policy path"),
+    ("policy", "policy.empty_conference_end_s", "1", "between 5 and 86400"),
+    ("policy", "policy.bridge_poll_s", "0", "between 1 and 3600"),
 ]
 
 

@@ -334,7 +334,12 @@ def test_configured_paths_move_the_endpoints_at_once(ready: PeerLab) -> None:
     ready.login(password=ADMIN_PASSWORD)
     page = ready.page("/conference/policy")
     assert f"https://{PEER_IP}:8443/tplab/vcs-policy" in page.text
-    form = {"policy.policy_path": "pdp/policy", "policy.status_path": "pdp/status"}
+    form = {
+        "policy.policy_path": "pdp/policy",
+        "policy.status_path": "pdp/status",
+        "policy.empty_conference_end_s": "60",
+        "policy.bridge_poll_s": "5",
+    }
     assert ready.post_form("/conference/policy", form).history == (303,)
     assert poll_status(ready).text == "OK"
 

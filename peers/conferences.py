@@ -5,8 +5,9 @@ The driver around `peers.core.placement`. It speaks each bridge's XML-RPC API
 (`bridges.wire.xmlrpc`, over HTTP or HTTPS as the bridge's entry says, through
 the host's network) and keeps:
 
-- health: every *Conference bridge status poll interval* each configured bridge is asked `device.query`
-  (free ports = totalVideoPorts - usedVideoPorts, `healthy`); no answer or a
+- health: every *Conference bridge status poll interval* each configured bridge
+  is asked `device.query` (free ports = totalVideoPorts - usedVideoPorts,
+  `healthy`); no answer or a
   fault makes it unusable until a later poll succeeds (G-R8: shown unavailable,
   conferences go elsewhere). A failed create marks it unusable at once.
 - placement: a matched conference alias with a template finds its conference in
@@ -286,9 +287,7 @@ class ConferenceService:
                 continue
             since = self._empty_since.setdefault(name, now)
             end_s = float(self.node.store.get("policy.empty_conference_end_s"))
-            if now - since >= end_s and await self._destroy(
-                record, bridges, reason="empty"
-            ):
+            if now - since >= end_s and await self._destroy(record, bridges, reason="empty"):
                 if records.get(name) == record:
                     entry = self.node.store.delete_shared(CONFERENCE_PREFIX + name)
                     self.node.publish([entry])

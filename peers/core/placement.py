@@ -7,11 +7,13 @@ pools; a pool is a set of bridges of one type (TelePresence Server or MCU).
 A new conference goes to the first pool, in preference order, that has a usable
 bridge with a free port; within a pool, the usable bridge with the most free
 ports (ties by name). A conference that exists stays on its bridge while that
-bridge is usable (G-S3: every peer answers alike, because the conference records
-are replicated); when its bridge is not usable the conference is placed again.
+bridge is alive (G-S3: every peer answers alike, because the conference records
+are replicated); when its bridge is gone the conference is placed again.
 
-Usable: enabled, reachable and healthy at its last poll, and not reported full.
-A bridge never polled yet counts as usable (the first request tells).
+Usable (for a new conference): enabled, reachable and healthy at its last poll,
+and not reported full. A bridge never polled yet counts as usable (the first
+request tells). An existing conference stays on a full bridge; it is placed again
+only when its bridge is disabled, unreachable or unhealthy.
 
 The conference record is a replicated entry (`conference:<name>`), last writer
 wins: after a partition in which two peers created the same conference on two
@@ -82,8 +84,13 @@ class BridgeHealth:
     reason: str = ""
 
     @property
+    def alive(self) -> bool:
+        return self.reachable and self.healthy
+
+    @property
     def usable(self) -> bool:
-        return self.reachable and self.healthy and self.free_ports > 0
+        """Alive and with a free port: may take a new conference."""
+        return self.alive and self.free_ports > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +160,10 @@ def place(
     existing = records.get(conference)
     if existing is not None:
         bridge = bridges.get(existing.bridge)
-        if bridge is not None and usable(bridge, health):
+        seen = health.get(existing.bridge)
+        # a full bridge keeps its conferences (their new participants get its "full"
+        # answer); only a bridge that is gone or unhealthy has them placed again
+        if bridge is not None and bridge.enabled and (seen is None or seen.alive):
             return Join(existing)
     if template is None:
         return NoCapacity("the conference alias names no conference template")

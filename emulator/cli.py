@@ -1253,6 +1253,14 @@ def call(
 )
 @click.option("--source", default="load@example.com", show_default=True, help="the caller")
 @click.option("--protocol", type=_PROTOCOL, default="SIP", show_default=True)
+@click.option(
+    "--hold",
+    "hold_s",
+    type=click.FloatRange(0, MAX_LOAD_DURATION_S),
+    default=0.0,
+    show_default=True,
+    help="seconds each call connected to a bridge stays up before it hangs up (0: stays)",
+)
 @_vcs_options
 def load(
     rate: float,
@@ -1260,6 +1268,7 @@ def load(
     aliases: str,
     source: str,
     protocol: str,
+    hold_s: float,
     state_dir: Path,
     vcs_name: str | None,
     user: str,
@@ -1275,12 +1284,17 @@ def load(
 
     lab, host = _lab_vcs(state_dir, vcs_name)
     console = _console()
-    wait_s = duration_s + LOAD_MARGIN_S
+    wait_s = duration_s + hold_s + LOAD_MARGIN_S
     started: dict[str, Any] = {}
 
     async def run(api: VcsApi) -> tuple[dict[str, Any], dict[str, Any]]:
         current = await api.start_load(
-            rate=rate, duration_s=duration_s, aliases=aliases, source=source, protocol=protocol
+            rate=rate,
+            duration_s=duration_s,
+            aliases=aliases,
+            source=source,
+            protocol=protocol,
+            hold_s=hold_s,
         )
         started.update(current)
         total = int(current["total"])

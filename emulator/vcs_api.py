@@ -107,7 +107,14 @@ class VcsApi:
         return await self.request("GET", "/api/v1/calls")
 
     async def start_load(
-        self, *, rate: float, duration_s: float, aliases: str, source: str, protocol: str
+        self,
+        *,
+        rate: float,
+        duration_s: float,
+        aliases: str,
+        source: str,
+        protocol: str,
+        hold_s: float = 0.0,
     ) -> dict[str, Any]:
         body = {
             "rate": rate,
@@ -115,6 +122,7 @@ class VcsApi:
             "aliases": aliases,
             "source": source,
             "protocol": protocol,
+            "hold_s": hold_s,
         }
         return await self.request("POST", "/api/v1/calls/load", body)
 

@@ -149,7 +149,8 @@ def bench_group(name: str, description: str) -> Callable[[GroupFn], GroupFn]:
 
 def load_groups() -> dict[str, BenchGroup]:
     """Import the modules that register groups (kept lazy so importing this package is cheap)."""
-    from emulator.bench import (  # noqa: F401  (register "channel", "cluster", "lab", "netsim", "policy")
+    from emulator.bench import (  # noqa: F401  (register "bridges", "channel", "cluster", "lab", "netsim", "policy")
+        bridge_bench,
         channel_bench,
         cluster_bench,
         lab_bench,
@@ -205,7 +206,7 @@ def save_result(result: GroupResult, out_dir: Path = DEFAULT_OUT_DIR) -> Path:
 def format_value(value: float, unit: str) -> str:
     if not math.isfinite(value):
         return "n/a"
-    if unit in ("msg/s", "datagrams/s", "req/s"):
+    if unit in ("msg/s", "datagrams/s", "req/s", "calls/s"):
         return f"{value:,.0f}"
     if unit == "fraction":
         return f"{value:.4f}"

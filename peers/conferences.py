@@ -80,7 +80,7 @@ class ConferenceService:
         #: conferences this peer created and has not destroyed: name -> record
         self.created: dict[str, ConferenceRecord] = {}
         self._empty_since: dict[str, float] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -199,31 +199,43 @@ class ConferenceService:
     # ----------------------------------------------------------- placement
     async def place(self, conference: str, template: Template | None) -> tuple[str, str]:
         """The CPL answering a matched alias, and what happened (for the counters)."""
+        # one lock per conference while requests for it are in flight, then dropped
+        lock, users = self._locks.get(conference, (asyncio.Lock(), 0))
+        self._locks[conference] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._place(conference, template)
+        finally:
+            lock, users = self._locks[conference]
+            if users == 1:
+                del self._locks[conference]
+            else:
+                self._locks[conference] = (lock, users - 1)
+
+    async def _place(self, conference: str, template: Template | None) -> tuple[str, str]:
         from peers.core.conference_config import config_of
 
-        lock = self._locks.setdefault(conference, asyncio.Lock())
-        async with lock:
-            bridges, pools, preferences = config_of(self.node.store)
-            for _ in range(len(bridges) + 1):
-                decision = place(
-                    conference,
-                    template,
-                    records=self.records(),
-                    bridges=bridges,
-                    pools=pools,
-                    preferences=preferences,
-                    health=self.health,
-                )
-                if isinstance(decision, NoCapacity):
-                    return cpl_reject(NO_CAPACITY_STATUS, decision.reason), "no_capacity"
-                if isinstance(decision, Join):
-                    record = decision.record
-                    return cpl_redirect(f"{record.uri}@{bridges[record.bridge].address}"), "joined"
-                assert isinstance(decision, Create)
-                created = await self._create(conference, decision)
-                if created is not None:
-                    return cpl_redirect(f"{created.uri}@{decision.bridge.address}"), "created"
-            return cpl_reject(NO_CAPACITY_STATUS, "no conference bridge answered"), "no_capacity"
+        bridges, pools, preferences = config_of(self.node.store)
+        for _ in range(len(bridges) + 1):
+            decision = place(
+                conference,
+                template,
+                records=self.records(),
+                bridges=bridges,
+                pools=pools,
+                preferences=preferences,
+                health=self.health,
+            )
+            if isinstance(decision, NoCapacity):
+                return cpl_reject(NO_CAPACITY_STATUS, decision.reason), "no_capacity"
+            if isinstance(decision, Join):
+                record = decision.record
+                return cpl_redirect(f"{record.uri}@{bridges[record.bridge].address}"), "joined"
+            assert isinstance(decision, Create)
+            created = await self._create(conference, decision)
+            if created is not None:
+                return cpl_redirect(f"{created.uri}@{decision.bridge.address}"), "created"
+        return cpl_reject(NO_CAPACITY_STATUS, "no conference bridge answered"), "no_capacity"
 
     async def _create(self, conference: str, decision: Create) -> ConferenceRecord | None:
         bridge = decision.bridge

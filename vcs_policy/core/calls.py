@@ -3,7 +3,8 @@
 A call ends `connected` (routed: to its destination, or to the location a policy
 service redirected it to), `rejected` (a policy service or the Default CPL
 rejected it, or no search rule matched), or `failed` (the VCS could not process
-it). Setup latency runs from the dial to the routing decision.
+it). Setup latency runs from the dial to the routing decision, and for a call
+routed to a conference bridge, to the bridge's answer.
 
 Invariants: counts add up to `total`; percentiles come from the last
 `SAMPLE_LIMIT` connected calls; memory stays bounded however many calls run.

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -118,12 +120,21 @@ class ConferenceService:
         return bridges_of(self.node.store)
 
     def records(self) -> dict[str, ConferenceRecord]:
-        entries = [
-            (e.key, e.value)
-            for e in self.node.store.shared_entries()
-            if e.key.startswith(CONFERENCE_PREFIX) and not e.deleted
-        ]
-        return records_from(entries)
+        """The cluster's conference records (rebuilt only after the store changes)."""
+        store = self.node.store
+
+        def build() -> Mapping[str, ConferenceRecord]:
+            return MappingProxyType(
+                records_from(
+                    [
+                        (e.key, e.value)
+                        for e in store.shared_entries()
+                        if e.key.startswith(CONFERENCE_PREFIX) and not e.deleted
+                    ]
+                )
+            )
+
+        return dict(store.derived("conference_records", build))
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Conference bridges page: name -> {"text", "ok"} as this peer sees it."""

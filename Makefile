@@ -34,8 +34,11 @@ $(SYSSTAMP):
 run: install
 	$(VENV)/bin/tplab up
 
+# two workers (the CI machine has two cores), a test file per worker at a time: every
+# test picks its own addresses and dirs; the bench smoke tests share the default lab's
+# addresses, so they stay on one worker (one file)
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -51,7 +54,7 @@ bench: install
 	$(PY) -m emulator.bench
 
 soak: install
-	HYPOTHESIS_PROFILE=soak TPLAB_REPLICATION_EXAMPLES=10000 TPLAB_CLUSTER_EXAMPLES=10000 TPLAB_FAILOVER_EXAMPLES=500 $(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=soak TPLAB_REPLICATION_EXAMPLES=10000 TPLAB_CLUSTER_EXAMPLES=10000 TPLAB_FAILOVER_EXAMPLES=500 TPLAB_PLACEMENT_EXAMPLES=500 $(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results test-artifacts

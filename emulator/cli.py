@@ -671,14 +671,25 @@ def lab_table(lab: dict[str, Any]) -> Table:
     return table
 
 
+#: roles whose hosts are conference bridges (factory account: admin, no password)
+BRIDGE_ROLES = ("telepresence-server", "mcu")
+
+
 def _login_lines(lab: dict[str, Any]) -> list[str]:
     from emulator.supervisor import DEFAULT_PASSWORD, DEFAULT_USER
 
-    urls = [h["url"] for h in lab.get("hosts", []) if h.get("url")]
+    hosts = [h for h in lab.get("hosts", []) if h.get("url")]
+    bridges = [h["url"] for h in hosts if h.get("role") in BRIDGE_ROLES]
+    urls = [h["url"] for h in hosts if h.get("role") not in BRIDGE_ROLES]
     lines = [
         f"log in at {', '.join(urls)} as {DEFAULT_USER} / {DEFAULT_PASSWORD} "
         "(each host signs its certificate with its own CA: accept the browser's warning)"
     ]
+    if bridges:
+        lines.append(
+            f"conference bridges (XML-RPC at /RPC2): {', '.join(bridges)}, user "
+            f"{DEFAULT_USER} with no password"
+        )
     if lab.get("backend") == "kernel":
         lines.append(
             "kernel backend: the hosts' addresses exist only inside their namespaces "

@@ -53,13 +53,13 @@ from bridges.wire.signalling import SIGNALLING_PORT
 from netsim.api import Runtime
 from netsim.certs import make_certificates, server_ssl_context
 from netsim.http import NetsimSite
+from netsim.statusfile import StatusFile
 
 DEFAULT_HTTPS_PORT = 8443
 DEFAULT_HTTP_PORT = 8080
 KINDS = ("mcu", "ts")
 #: the topology role of each kind
 ROLES = {"mcu": "mcu", "ts": "telepresence-server"}
-PUBLISH_INTERVAL_S = 1.0
 #: how long closing a listener waits for requests in progress
 SHUTDOWN_TIMEOUT_S = 1.0
 IDENTITY_FILE = "identity.json"
@@ -107,9 +107,7 @@ class BridgeNode:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._done: asyncio.Future[None] | None = None
-        self._published = ""
-        self._publish_handle: asyncio.TimerHandle | None = None
-        self._dirty = False
+        self._status_file = StatusFile(runtime.data_dir / "status.json", self.status)
 
     # ------------------------------------------------------------ lifecycle
     def _identity(self) -> dict[str, str]:
@@ -206,11 +204,7 @@ class BridgeNode:
 
     async def close(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._dirty:
-            self._write_status()
-        if self._publish_handle is not None:
-            self._publish_handle.cancel()
-            self._publish_handle = None
+        self._status_file.close()
         async with self._lock:
             for runner in self._runners.values():
                 await runner.cleanup()
@@ -314,30 +308,5 @@ class BridgeNode:
         }
 
     def publish_status(self, *, force: bool = False) -> None:
-        """`status.json` in the data dir for `tplab status`: written at once when nothing
-        was written in the last `PUBLISH_INTERVAL_S`, else at the end of that interval."""
-        self._dirty = True
-        if self._publish_handle is None or force:
-            self._write_status()
-
-    def _write_status(self) -> None:
-        self._dirty = False
-        text = json.dumps(self.status(), sort_keys=True, indent=1)
-        if text != self._published:
-            self._published = text
-            path = self.runtime.data_dir / "status.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        if self._publish_handle is not None:
-            self._publish_handle.cancel()
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule
-            self._publish_handle = asyncio.get_running_loop().call_later(
-                PUBLISH_INTERVAL_S, self._publish_due
-            )
-
-    def _publish_due(self) -> None:
-        self._publish_handle = None
-        if self._dirty:
-            self._write_status()
+        """`status.json` for `tplab status` (`netsim.statusfile`: at most once a second)."""
+        self._status_file.publish(force=force)

@@ -19,10 +19,7 @@ policy-service statuses in `status.json` for `tplab status`, at most once a seco
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import json
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ from aiohttp import web
 from netsim.api import Runtime
 from netsim.certs import make_certificates, server_ssl_context
 from netsim.http import NetsimConnector, NetsimSite
+from netsim.statusfile import StatusFile
 from vcs_policy.client import Decision, PolicyClient, describe_error
 from vcs_policy.core.calls import Attempt, CallResult, CallStats, Outcome
 from vcs_policy.core.config import LOCAL_ZONE
@@ -44,7 +42,6 @@ from vcs_policy.wire import Action, PolicyRequest
 
 SOFTWARE_VERSION = "X8.5.2"
 DEFAULT_PORT = 8443
-PUBLISH_INTERVAL_S = 1.0
 #: where a conference bridge takes calls (tplab's stand-in for SIP on TCP 5060)
 SIGNALLING_PORT = 5060
 DIAL_TIMEOUT = aiohttp.ClientTimeout(total=10.0)
@@ -135,9 +132,7 @@ class VcsNode:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._done: asyncio.Future[None] | None = None
-        self._published = ""
-        self._publish_handle: asyncio.TimerHandle | None = None
-        self._dirty = False
+        self._status_file = StatusFile(runtime.data_dir / "status.json", self._published_status)
         self.started_wall = runtime.clock.wall()
 
     # ------------------------------------------------------------ lifecycle
@@ -205,8 +200,7 @@ class VcsNode:
         for client in self.clients.values():
             await client.stop()
         self.clients.clear()
-        if self._publish_handle is not None:
-            self._publish_handle.cancel()
+        self._status_file.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -523,33 +517,11 @@ class VcsNode:
             "started": self.started_wall.isoformat(timespec="seconds"),
         }
 
-    def publish_status(self, *, force: bool = False) -> None:
-        """`status.json` in the data dir for `tplab status`: written at once when nothing
-        was written in the last `PUBLISH_INTERVAL_S`, else at the end of that interval."""
-        self._dirty = True
-        if self._publish_handle is None or force:
-            self._write_status()
-
-    def _write_status(self) -> None:
-        self._dirty = False
+    def _published_status(self) -> dict[str, Any]:
         status = self.status()
         status.pop("started", None)
-        text = json.dumps(status, sort_keys=True, indent=1)
-        if text != self._published:
-            self._published = text
-            path = self.runtime.data_dir / "status.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        if self._publish_handle is not None:
-            self._publish_handle.cancel()
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule
-            self._publish_handle = asyncio.get_running_loop().call_later(
-                PUBLISH_INTERVAL_S, self._publish_due
-            )
+        return status
 
-    def _publish_due(self) -> None:
-        self._publish_handle = None
-        if self._dirty:
-            self._write_status()
+    def publish_status(self, *, force: bool = False) -> None:
+        """`status.json` for `tplab status` (`netsim.statusfile`: at most once a second)."""
+        self._status_file.publish(force=force)

@@ -56,15 +56,11 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-import os
-import shutil
 import ssl
-import tempfile
 import time
 import xmlrpc.client
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -73,17 +69,25 @@ from bridges.node import DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT
 from bridges.wire.errors import BridgeFault, RemoteProtocolError
 from bridges.wire.xmlrpc import CONTENT_TYPE, decode_result, encode_call
 from emulator.bench import BenchOptions, Figure, GroupResult, bench_group, quantile
-from emulator.bench.lab_bench import free_port, lab_already_there, run_tplab, tear_down_lab
-from emulator.bench.policy_bench import (
-    PEER_PASSWORD,
-    ROOT_PASSWORD,
+from emulator.bench.labkit import (
     Node,
-    configure_vcs,
+    PhaseClock,
+    add_run_notes,
+    await_load,
+    bind_address,
+    calls_since,
+    change_passwords,
+    lab_already_there,
+    lab_hosts,
+    lab_params,
+    lab_up,
     poll_until,
+    rounded,
+    temporary_lab,
 )
-from emulator.paths import DEFAULT_TOPOLOGY, REPO_ROOT
-from emulator.supervisor import DEFAULT_PASSWORD, PEER_PORT, read_lab
-from netsim.proxy import private_ip
+from emulator.bench.policy_bench import configure_vcs
+from emulator.paths import DEFAULT_TOPOLOGY
+from emulator.supervisor import PEER_PORT
 from netsim.topology import load_topology
 
 KINDS = ("mcu", "ts")
@@ -106,7 +110,6 @@ REQUEST_TIMEOUT_S = 30.0
 READY_LIMIT_S = 30.0
 ROUND_LIMIT_S = 120.0
 LOAD_GRACE_S = 30.0
-CLI_LIMIT_S = 90.0
 LOAD_POLL_S = 0.1
 NOT_CONNECTED_SHOWN = 10
 
@@ -379,11 +382,7 @@ def xmlrpc_summary(rounds: list[RpcRound]) -> dict[str, Any]:
 async def configure_conferences(peer: Node, addresses: dict[str, str]) -> None:
     """Passwords off the factory default (admin, then root), then the bridges, pools,
     preferences, templates and aliases (G-P3, G-B1, G-R8)."""
-    for account, password in (("admin", PEER_PASSWORD), ("root", ROOT_PASSWORD)):
-        body = {"new_password": password, "confirm_password": password}
-        await peer.call("PUT", f"/api/v1/users/{account}/password", body)
-        if account == "admin":
-            peer.password = PEER_PASSWORD
+    await change_passwords(peer)
     for kind in ("ts", "mcu"):
         bridge = {
             **BRIDGE_ENTRIES[kind],
@@ -463,24 +462,14 @@ async def run_round(
     if load["total"] != calls:
         raise RuntimeError(f"the VCS plans {load['total']} calls, not {calls}: {load}")
     load_path = f"/api/v1/calls/load/{load['id']}"
-
-    async def finished() -> bool:
-        return bool((await vcs.call("GET", load_path))["finished"])
-
-    finished_in_time = True
-    try:
-        await poll_until(finished, calls / rate + LOAD_GRACE_S, "the call load", LOAD_POLL_S)
-    except TimeoutError:
-        finished_in_time = False
+    finished_in_time = await await_load(vcs, load_path, calls / rate + LOAD_GRACE_S, LOAD_POLL_S)
     client_s = time.perf_counter() - sent
     answer = await vcs.call("GET", "/api/v1/calls")
     used_after = {
         kind: int((await device_query(session, url)).get("usedVideoPorts", 0))
         for kind, url in rpc_urls.items()
     }
-    # the load's calls are the VCS's most recent ones (newest first; nothing else
-    # places calls meanwhile)
-    mine = answer["recent"][: max(0, answer["stats"]["total"] - before["total"])]
+    mine = calls_since(answer, before)
     connected = [c for c in mine if c["outcome"] == "connected"]
     starts = [float(c["started_s"]) for c in mine]
     ends = [float(c["started_s"]) + float(c["setup_ms"]) / 1000.0 for c in mine]
@@ -518,42 +507,18 @@ async def measure(params: BridgeParams) -> dict[str, Any]:
     busy = lab_already_there(probe)
     if busy:
         return {"skipped": busy}
-    state_dir = Path(tempfile.mkdtemp(prefix="tplab-bench-bridges-"))
     notes: list[str] = []
     data: dict[str, Any] = {}
-    phases: dict[str, float] = {}
-    mark = time.perf_counter()
-
-    def phase(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        phases[name] = now - mark
-        mark = now
-
-    try:
-        code, out = await run_tplab(
-            "up",
-            "-d",
-            "--state-dir",
-            str(state_dir),
-            "--control",
-            f"127.0.0.1:{free_port()}",
-            limit_s=CLI_LIMIT_S,
-        )
-        if code != 0:
-            raise RuntimeError(f"tplab up -d failed ({code}):\n{out}")
+    clock = PhaseClock()
+    phase = clock.phase
+    async with temporary_lab("tplab-bench-bridges-", notes) as state_dir:
+        await lab_up(state_dir)
         phase("tplab up -d")
-        lab = read_lab(state_dir) or {}
-        backend = str(lab.get("backend", "proxy"))
-        started = {h["host"] for h in lab.get("hosts", []) if h.get("pid")}
+        backend, started = lab_hosts(state_dir)
         missing = [h.name for h in (vcs_host, *bridge_hosts.values()) if h.name not in started]
         if missing:
             raise RuntimeError(f"the supervisor did not start {', '.join(missing)}")
-
-        def bind(ip: str) -> str:
-            return private_ip(ip) if backend == "proxy" else ip
-
-        binds = {kind: bind(h.ip) for kind, h in bridge_hosts.items()}
+        binds = {kind: bind_address(h.ip, backend) for kind, h in bridge_hosts.items()}
         data["rpc_targets"] = {kind: rpc_url(ip, "http") for kind, ip in binds.items()}
         rpc = await measure_xmlrpc(binds, params)
         data["device"] = rpc["device"]
@@ -571,12 +536,8 @@ async def measure(params: BridgeParams) -> dict[str, Any]:
         async with aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
         ) as session:
-            vcs = Node(
-                session, vcs_host.name, f"https://{vcs_host.ip}:{PEER_PORT}", DEFAULT_PASSWORD
-            )
-            peer = Node(
-                session, conductor.name, f"https://{conductor.ip}:{PEER_PORT}", DEFAULT_PASSWORD
-            )
+            vcs = Node.factory_admin(session, vcs_host.name, vcs_host.ip)
+            peer = Node.factory_admin(session, conductor.name, conductor.ip)
             await configure_conferences(peer, {k: h.ip for k, h in bridge_hosts.items()})
             phase("peer configuration")
             await configure_vcs(vcs, [conductor.ip])
@@ -595,26 +556,13 @@ async def measure(params: BridgeParams) -> dict[str, Any]:
                 names.get(address, address): count
                 for address, count in one.pop("by_bridge_address").items()
             }
-    finally:
-        notes.extend(await tear_down_lab(state_dir, limit_s=CLI_LIMIT_S))
-        shutil.rmtree(state_dir, ignore_errors=True)
-        phase("tplab down")
+    phase("tplab down")
     data["notes"] = notes
-    data["phases_s"] = phases
+    data["phases_s"] = clock.phases
     return data
 
 
 # ------------------------------------------------------------------ figures
-def _round(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _round(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_round(v) for v in value]
-    return value
-
-
 def placement_summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     connected = sum(r["connected"] for r in rounds)
     wall_s = sum(r["wall_s"] for r in rounds if math.isfinite(r["wall_s"]))
@@ -815,22 +763,10 @@ def run_bridge_bench(options: BenchOptions) -> GroupResult:
     params = BridgeParams.scaled(options.scale)
     result = GroupResult(
         group="bridges",
-        params={
-            **dataclasses.asdict(params),
-            "topology": str(DEFAULT_TOPOLOGY.relative_to(REPO_ROOT)),
-            "backend": "proxy",
-            "cpus_usable": len(os.sched_getaffinity(0)),
-        },
+        params=lab_params(dataclasses.asdict(params)),
     )
     data = asyncio.run(measure(params))
-    if "skipped" in data:
-        result.notes.append(f"not measured: {data['skipped']}")
-    result.notes += data.get("notes", [])
-    phases = data.get("phases_s", {})
-    if phases:
-        result.notes.append(
-            "phases: " + ", ".join(f"{name} {s:.1f} s" for name, s in phases.items())
-        )
+    add_run_notes(result, data)
     bad = [
         r
         for r in data.get("xmlrpc", {}).get("rounds", [])
@@ -863,8 +799,5 @@ def run_bridge_bench(options: BenchOptions) -> GroupResult:
         )
     with contextlib.suppress(KeyError):
         result.params["calls_per_round"] = data["calls_per_round"]
-    result.figures = [
-        dataclasses.replace(figure, details=_round(figure.details))
-        for figure in figures(data, params)
-    ]
+    result.figures = rounded(figures(data, params))
     return result

@@ -34,27 +34,25 @@ import contextlib
 import dataclasses
 import functools
 import math
-import os
-import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group, quantile
 from emulator.bench.channel_bench import ChannelParams, measure_handshakes
-from emulator.bench.lab_bench import (
-    free_port,
+from emulator.bench.labkit import (
+    add_run_notes,
     lab_already_there,
-    run_tplab,
-    tear_down_lab,
+    lab_params,
+    lab_up,
+    poll_until,
+    rounded,
+    temporary_lab,
 )
-from emulator.paths import DEFAULT_TOPOLOGY, REPO_ROOT
+from emulator.paths import DEFAULT_TOPOLOGY
 from emulator.supervisor import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
@@ -71,9 +69,6 @@ STATUS_POLL_S = 0.02
 REQUEST_TIMEOUT_S = 10.0
 FORM_LIMIT_S = 60.0
 VISIBLE_LIMIT_S = 10.0
-CLI_LIMIT_S = 90.0
-DOWN_LIMIT_S = 60.0
-DOWN_POLL_S = 0.05
 KEY = "bench-cluster-key"
 NTP = ["127.0.0.53"]
 
@@ -159,14 +154,6 @@ class Peers:
         return time.perf_counter()
 
 
-async def poll(check: Callable[[], Awaitable[bool]], limit_s: float, interval_s: float) -> None:
-    deadline = time.perf_counter() + limit_s
-    while not await check():
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"not reached within {limit_s:g} s")
-        await asyncio.sleep(interval_s)
-
-
 def fields(peers: list[str]) -> dict[str, str]:
     return {f"peer{i}": peers[i - 1] if i <= len(peers) else "" for i in (1, 2, 3)}
 
@@ -181,7 +168,7 @@ async def form_cluster(peers: Peers) -> list[float]:
     await peers.put(initial, "clustering", {"key": KEY, **fields([peers.ips[initial]])})
     await peers.restart(initial)
     await asyncio.sleep(0.3)  # the old process leaves first (it answers for 0.2 s more)
-    await poll(lambda: peers.all_active([initial]), FORM_LIMIT_S, STATUS_POLL_S)
+    await poll_until(lambda: peers.all_active([initial]), FORM_LIMIT_S, interval_s=STATUS_POLL_S)
     joins: list[float] = []
     for n in range(2, len(hosts) + 1):
         members = hosts[:n]
@@ -190,10 +177,14 @@ async def form_cluster(peers: Peers) -> list[float]:
             await peers.put(existing, "clustering", fields(peer_list))
             await peers.restart(existing)
             await asyncio.sleep(0.3)
-            await poll(functools.partial(peers.answers, existing), FORM_LIMIT_S, STATUS_POLL_S)
+            await poll_until(
+                functools.partial(peers.answers, existing), FORM_LIMIT_S, interval_s=STATUS_POLL_S
+            )
         await peers.put(members[-1], "clustering", {"key": KEY, **fields(peer_list)})
         started = await peers.restart(members[-1])
-        await poll(functools.partial(peers.all_active, members), FORM_LIMIT_S, STATUS_POLL_S)
+        await poll_until(
+            functools.partial(peers.all_active, members), FORM_LIMIT_S, interval_s=STATUS_POLL_S
+        )
         joins.append(time.perf_counter() - started)
     return joins
 
@@ -203,9 +194,9 @@ async def reform_after_restart(peers: Peers, host: str) -> tuple[float, float]:
     -> all Active) in seconds."""
     started = await peers.restart(host)
     await asyncio.sleep(0.3)
-    await poll(lambda: peers.answers(host), FORM_LIMIT_S, STATUS_POLL_S)
+    await poll_until(lambda: peers.answers(host), FORM_LIMIT_S, interval_s=STATUS_POLL_S)
     answering = time.perf_counter()
-    await poll(lambda: peers.all_active(peers.hosts), FORM_LIMIT_S, STATUS_POLL_S)
+    await poll_until(lambda: peers.all_active(peers.hosts), FORM_LIMIT_S, interval_s=STATUS_POLL_S)
     done = time.perf_counter()
     return done - started, done - answering
 
@@ -253,7 +244,7 @@ async def sustained_writes(peers: Peers, duration_s: float) -> dict[str, float]:
         names = await asyncio.gather(*(peers.system_name(h) for h in peers.hosts))
         return all(name == value for name in names)
 
-    await poll(everywhere, VISIBLE_LIMIT_S, POLL_S)
+    await poll_until(everywhere, VISIBLE_LIMIT_S, interval_s=POLL_S)
     return {
         "writes": count,
         "elapsed_s": elapsed,
@@ -268,21 +259,10 @@ async def measure(params: ClusterParams) -> dict[str, Any]:
     busy = lab_already_there({name: f"https://{ip}:{PEER_PORT}/" for name, ip in ips.items()})
     if busy:
         return {"skipped": busy}
-    state_dir = Path(tempfile.mkdtemp(prefix="tplab-bench-cluster-"))
     notes: list[str] = []
     data: dict[str, Any] = {}
-    try:
-        code, out = await run_tplab(
-            "up",
-            "-d",
-            "--state-dir",
-            str(state_dir),
-            "--control",
-            f"127.0.0.1:{free_port()}",
-            limit_s=CLI_LIMIT_S,
-        )
-        if code != 0:
-            raise RuntimeError(f"tplab up -d failed ({code}):\n{out}")
+    async with temporary_lab("tplab-bench-cluster-", notes) as state_dir:
+        await lab_up(state_dir)
         auth = {"Authorization": aiohttp.encode_basic_auth(DEFAULT_USER, DEFAULT_PASSWORD)}
         async with aiohttp.ClientSession(
             headers=auth, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
@@ -302,9 +282,6 @@ async def measure(params: ClusterParams) -> dict[str, Any]:
                 for n in range(params.samples)
             ]
             data["writes"] = await sustained_writes(peers, params.write_s)
-    finally:
-        notes.extend(await tear_down_lab(state_dir, limit_s=CLI_LIMIT_S))
-        shutil.rmtree(state_dir, ignore_errors=True)
     data["notes"] = notes
     return data
 
@@ -320,16 +297,6 @@ def _ms_summary(values: list[float]) -> str:
 
 def _s_text(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values) + " s" if values else "none"
-
-
-def _round(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _round(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_round(v) for v in value]
-    return value
 
 
 REPLICATION_METHOD = (
@@ -449,21 +416,10 @@ def run_cluster_bench(options: BenchOptions) -> GroupResult:
     params = ClusterParams.scaled(options.scale)
     result = GroupResult(
         group="cluster",
-        params={
-            **dataclasses.asdict(params),
-            "topology": str(DEFAULT_TOPOLOGY.relative_to(REPO_ROOT)),
-            "backend": "proxy",
-            "poll_s": POLL_S,
-            "cpus_usable": len(os.sched_getaffinity(0)),
-        },
+        params=lab_params(dataclasses.asdict(params), poll_s=POLL_S),
     )
     data = asyncio.run(measure(params))
-    if "skipped" in data:
-        result.notes.append(f"not measured: {data['skipped']}")
-    result.notes += data.get("notes", [])
+    add_run_notes(result, data)
     channel_ms = measure_handshakes(ChannelParams.scaled(options.scale), options.seed)
-    result.figures = [
-        dataclasses.replace(figure, details=_round(figure.details))
-        for figure in figures(data, params, channel_ms)
-    ]
+    result.figures = rounded(figures(data, params, channel_ms))
     return result

@@ -26,14 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
-import os
 import shutil
-import signal
-import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,14 +37,21 @@ from typing import Any
 import aiohttp
 
 from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group
+from emulator.bench.labkit import (
+    add_run_notes,
+    free_port,
+    lab_already_there,
+    lab_params,
+    rounded,
+    tear_down_lab,
+    tplab_argv,
+)
 from emulator.paths import DEFAULT_TOPOLOGY, REPO_ROOT
 from emulator.supervisor import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     PEER_PORT,
     read_lab,
-    same_process,
-    signal_pids,
 )
 from netsim.topology import load_topology
 
@@ -60,21 +62,6 @@ PROBE_INTERVAL_S = 0.02
 PROBE_TIMEOUT_S = 2.0
 RUN_LIMIT_S = 90.0
 SETTLE_S = 0.5
-DOWN_LIMIT_S = 60.0
-DOWN_POLL_S = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def tplab_argv() -> list[str]:
-    """The `tplab` script of this environment (what `make run` uses), else the module."""
-    script = Path(sys.executable).parent / "tplab"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "emulator.cli"]
 
 
 def rss_mib(pid: int) -> float:
@@ -94,16 +81,6 @@ def conductor_urls() -> dict[str, str]:
     return {h.name: f"https://{h.ip}:{PEER_PORT}/" for h in topology.hosts if h.role == "conductor"}
 
 
-def lab_already_there(urls: dict[str, str]) -> str | None:
-    for name, url in urls.items():
-        host = url.split("//", 1)[1].split(":", 1)[0]
-        with socket.socket() as sock:
-            sock.settimeout(0.3)
-            if sock.connect_ex((host, PEER_PORT)) == 0:
-                return f"{name} ({host}:{PEER_PORT}) already answers: is a lab running?"
-    return None
-
-
 async def _probe_until_up(session: aiohttp.ClientSession, url: str, t0: float) -> float:
     while True:
         with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
@@ -112,42 +89,6 @@ async def _probe_until_up(session: aiohttp.ClientSession, url: str, t0: float) -
                 if response.status == 200:
                     return time.perf_counter() - t0
         await asyncio.sleep(PROBE_INTERVAL_S)
-
-
-async def run_tplab(*args: str, limit_s: float = DOWN_LIMIT_S) -> tuple[int, str]:
-    """Run the `tplab` CLI, killed (by its PID) if it outlives `limit_s`."""
-    proc = await asyncio.create_subprocess_exec(
-        *tplab_argv(),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=REPO_ROOT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace")
-
-
-async def tear_down_lab(state_dir: Path, *, limit_s: float = DOWN_LIMIT_S) -> list[str]:
-    """`tplab down`, then SIGKILL (by recorded PID) whatever outlived it; notes of trouble."""
-    notes: list[str] = []
-    pids = recorded_pids(state_dir)
-    code, down_out = await run_tplab("down", "--state-dir", str(state_dir), limit_s=limit_s)
-    if code != 0:
-        notes.append(f"tplab down exited {code}: {down_out.strip()}")
-    for _ in range(int(DOWN_LIMIT_S / DOWN_POLL_S)):
-        if not any(same_process(pid, start) for pid, start in pids):
-            break
-        await asyncio.sleep(DOWN_POLL_S)
-    left = signal_pids(pids, signal.SIGKILL)
-    if left:
-        notes.append(f"processes left after tplab down, killed: {left}")
-    return notes
 
 
 async def one_run(state_dir: Path, urls: dict[str, str]) -> dict[str, Any]:
@@ -205,12 +146,6 @@ async def one_run(state_dir: Path, urls: dict[str, str]) -> dict[str, Any]:
     return result
 
 
-def recorded_pids(state_dir: Path) -> list[tuple[int, int | None]]:
-    lab = read_lab(state_dir) or {}
-    pids = [(lab["supervisor_pid"], lab.get("supervisor_start"))] if lab else []
-    return pids + [(h["pid"], h.get("pid_start")) for h in lab.get("hosts", []) if h.get("pid")]
-
-
 async def measure(runs: int) -> dict[str, Any]:
     urls = conductor_urls()
     busy = lab_already_there(urls)
@@ -231,17 +166,6 @@ async def measure(runs: int) -> dict[str, Any]:
 def _median(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return statistics.median(finite) if finite else math.nan
-
-
-def _clean(value: Any) -> Any:
-    """Numbers rounded, NaN as None (strict JSON), recursively."""
-    if isinstance(value, float):
-        return round(value, 4) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _runs_text(values: list[float]) -> str:
@@ -339,21 +263,11 @@ def run_lab(options: BenchOptions) -> GroupResult:
     runs = max(1, round(RUNS * options.scale))
     result = GroupResult(
         group="lab",
-        params={
-            "runs": runs,
-            "topology": str(DEFAULT_TOPOLOGY.relative_to(REPO_ROOT)),
-            "backend": "proxy",
-            "probe_interval_s": PROBE_INTERVAL_S,
-            "settle_s": SETTLE_S,
-            "cpus_usable": len(os.sched_getaffinity(0)),
-        },
+        params=lab_params({"runs": runs}, probe_interval_s=PROBE_INTERVAL_S, settle_s=SETTLE_S),
     )
     data = asyncio.run(measure(runs))
-    if "skipped" in data:
-        result.notes.append(f"not measured: {data['skipped']}")
+    add_run_notes(result, data)
     for run in (*data.get("cold", []), *data.get("warm", [])):
         result.notes += run["notes"]
-    result.figures = [
-        dataclasses.replace(figure, details=_clean(figure.details)) for figure in figures(data)
-    ]
+    result.figures = rounded(figures(data))
     return result

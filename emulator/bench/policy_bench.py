@@ -49,13 +49,11 @@ import dataclasses
 import functools
 import math
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,16 +61,30 @@ from typing import Any
 import aiohttp
 
 from emulator.bench import BenchOptions, Figure, GroupResult, Target, bench_group, quantile
-from emulator.bench.lab_bench import free_port, lab_already_there, run_tplab, tear_down_lab
+from emulator.bench.labkit import (
+    PEER_PASSWORD,
+    Node,
+    PhaseClock,
+    add_run_notes,
+    await_load,
+    bind_address,
+    calls_since,
+    change_passwords,
+    lab_already_there,
+    lab_hosts,
+    lab_params,
+    lab_up,
+    poll_until,
+    rounded,
+    temporary_lab,
+)
 from emulator.paths import DEFAULT_TOPOLOGY, REPO_ROOT
 from emulator.supervisor import (
-    DEFAULT_PASSWORD,
     DEFAULT_USER,
     PEER_PORT,
     read_lab,
     same_process,
 )
-from netsim.proxy import private_ip
 from netsim.topology import load_topology
 from vcs_policy.wire import Action, PolicyRequest, evaluate_cpl
 from vcs_policy.wire.policy import CONTENT_TYPE as FORM_CONTENT_TYPE
@@ -93,14 +105,10 @@ REQUEST_TIMEOUT_S = 30.0
 READY_LIMIT_S = 30.0
 ROUND_LIMIT_S = 120.0
 LOAD_GRACE_S = 3 * SERVICE_TIMEOUT_S + 10.0
-CLI_LIMIT_S = 90.0
 STOP_LIMIT_S = 10.0
-POLL_S = 0.05
 LOAD_POLL_S = 0.25
 NOT_CONNECTED_SHOWN = 10
 
-PEER_PASSWORD = "Bench-policy-1"
-ROOT_PASSWORD = "Bench-root-1"
 SERVICE = "Conductors"
 RULE = "To Conductors"
 ALIAS = {
@@ -155,50 +163,9 @@ def policy_request(n: int) -> PolicyRequest:
     )
 
 
-async def poll_until(
-    check: Callable[[], Awaitable[bool]], limit_s: float, what: str, interval_s: float = POLL_S
-) -> None:
-    deadline = time.perf_counter() + limit_s
-    while not await check():
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"{what}: not reached within {limit_s:g} s")
-        await asyncio.sleep(interval_s)
-
-
-class Node:
-    """An administrator at one node's JSON API (HTTPS, keep-alive, HTTP Basic)."""
-
-    def __init__(self, session: aiohttp.ClientSession, name: str, url: str, password: str):
-        self.session = session
-        self.name = name
-        self.url = url.rstrip("/")
-        self.password = password
-
-    async def call(self, method: str, path: str, body: Any = None, *, ok: int = 200) -> Any:
-        auth = {"Authorization": aiohttp.encode_basic_auth(DEFAULT_USER, self.password)}
-        async with self.session.request(
-            method, self.url + path, json=body, headers=auth, ssl=False
-        ) as response:
-            answer = await response.json(content_type=None)
-            if response.status != ok:
-                raise RuntimeError(f"{method} {path} on {self.name}: {response.status} {answer}")
-            return answer
-
-    async def answers(self) -> bool:
-        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-            async with self.session.get(self.url + "/login", ssl=False) as response:
-                await response.read()
-                return response.status == 200
-        return False
-
-
 async def configure_peer(peer: Node) -> None:
     """Passwords off the factory default (admin, then root), and the conference alias."""
-    for account, password in (("admin", PEER_PASSWORD), ("root", ROOT_PASSWORD)):
-        body = {"new_password": password, "confirm_password": password}
-        await peer.call("PUT", f"/api/v1/users/{account}/password", body)
-        if account == "admin":
-            peer.password = PEER_PASSWORD
+    await change_passwords(peer)
     await peer.call("POST", "/api/v1/conference/aliases", ALIAS, ok=201)
 
 
@@ -477,22 +444,13 @@ async def run_load(
         killed["killed_at_s"] = time.perf_counter() - started
         if killed["killed_pid"] is None:
             raise RuntimeError("the process to kill is not recorded in lab.json as running")
-
-    async def finished() -> bool:
-        return bool((await vcs.call("GET", load_path))["finished"])
-
-    finished_in_time = True
-    try:
-        limit_s = params.load_duration_s + LOAD_GRACE_S
-        await poll_until(finished, limit_s, "the call load", LOAD_POLL_S)
-    except TimeoutError:
-        finished_in_time = False
+    limit_s = params.load_duration_s + LOAD_GRACE_S
+    finished_in_time = await await_load(vcs, load_path, limit_s, LOAD_POLL_S)
     calls = await vcs.call("GET", "/api/v1/calls")
     load = await vcs.call("GET", load_path)
     after = calls["stats"]
-    # the load's calls among the VCS's most recent ones (newest first; nothing else
-    # places calls meanwhile)
-    mine = calls["recent"][: max(0, after["total"] - before["total"])]
+    # the load's calls among the VCS's most recent ones
+    mine = calls_since(calls, before)
     setups = [float(c["setup_ms"]) for c in mine]
     not_connected: dict[tuple[str, Any, str], dict[str, Any]] = {}
     for c in mine:
@@ -543,96 +501,63 @@ async def measure(params: PolicyParams) -> dict[str, Any]:
     busy = lab_already_there({**urls, vcs_host.name: f"https://{vcs_host.ip}:{PEER_PORT}/"})
     if busy:
         return {"skipped": busy}
-    state_dir = Path(tempfile.mkdtemp(prefix="tplab-bench-policy-"))
     notes: list[str] = []
     data: dict[str, Any] = {}
     bare: asyncio.subprocess.Process | None = None
     own_vcs: asyncio.subprocess.Process | None = None
-    phases: dict[str, float] = {}
-    mark = time.perf_counter()
-
-    def phase(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        phases[name] = now - mark
-        mark = now
-
-    try:
-        bare, bare_url = await start_bare(state_dir / "bare-tls")
-        phase("bare endpoint start")
-        code, out = await run_tplab(
-            "up",
-            "-d",
-            "--state-dir",
-            str(state_dir),
-            "--control",
-            f"127.0.0.1:{free_port()}",
-            limit_s=CLI_LIMIT_S,
-        )
-        if code != 0:
-            raise RuntimeError(f"tplab up -d failed ({code}):\n{out}")
-        phase("tplab up -d")
-        lab = read_lab(state_dir) or {}
-        backend = str(lab.get("backend", "proxy"))
-        started = {h["host"] for h in lab.get("hosts", []) if h.get("pid")}
-        async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-        ) as session:
-            vcs = Node(
-                session, vcs_host.name, f"https://{vcs_host.ip}:{PEER_PORT}", DEFAULT_PASSWORD
-            )
-            if vcs_host.name not in started:
-                notes.append("the supervisor did not start the VCS: this group started it")
-                own_vcs = await start_own_vcs(state_dir, vcs_host.name, vcs_host.ip, backend)
-                await poll_until(vcs.answers, READY_LIMIT_S, "the VCS answering")
-            peers = [Node(session, name, url, DEFAULT_PASSWORD) for name, url in urls.items()]
-            await asyncio.gather(*(configure_peer(peer) for peer in peers))
-            phase("peer configuration")
-            first = next(iter(conductors))
-            bind = private_ip(conductors[first]) if backend == "proxy" else conductors[first]
-            data["rps_target"] = f"{first} at https://{bind}:{PEER_PORT}/pdp/policy"
-            rps = await measure_rps(f"https://{bind}:{PEER_PORT}/pdp/policy", bare_url, params)
-            data["rps"] = rps_summary(rps["rounds"])
-            data["rps"]["warmup_statuses"] = rps["warmup_statuses"]
-            await stop_process(bare)
-            phase("requests/s")
-            await configure_vcs(vcs, list(conductors.values()))
-            phase("VCS configuration")
-            data["calls"] = await call_setups(vcs, params)
-            phase("call setup")
-            data["steady"] = await run_load(vcs, params)
-            phase("load")
-            data["kill"] = await run_load(
-                vcs, params, functools.partial(kill_recorded, state_dir, first)
-            )
-            phase("load with kill")
-            for key in ("steady", "kill"):
-                data[key]["by_server"] = {
-                    name: data[key]["by_via"].get(ip, 0) for name, ip in conductors.items()
-                }
-    finally:
-        for proc in (bare, own_vcs):
-            if proc is not None:
-                await stop_process(proc)
-        notes.extend(await tear_down_lab(state_dir, limit_s=CLI_LIMIT_S))
-        shutil.rmtree(state_dir, ignore_errors=True)
-        phase("tplab down")
+    clock = PhaseClock()
+    phase = clock.phase
+    async with temporary_lab("tplab-bench-policy-", notes) as state_dir:
+        try:
+            bare, bare_url = await start_bare(state_dir / "bare-tls")
+            phase("bare endpoint start")
+            await lab_up(state_dir)
+            phase("tplab up -d")
+            backend, started = lab_hosts(state_dir)
+            async with aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+            ) as session:
+                vcs = Node.factory_admin(session, vcs_host.name, vcs_host.ip)
+                if vcs_host.name not in started:
+                    notes.append("the supervisor did not start the VCS: this group started it")
+                    own_vcs = await start_own_vcs(state_dir, vcs_host.name, vcs_host.ip, backend)
+                    await poll_until(vcs.answers, READY_LIMIT_S, "the VCS answering")
+                peers = [Node.factory_admin(session, name, ip) for name, ip in conductors.items()]
+                await asyncio.gather(*(configure_peer(peer) for peer in peers))
+                phase("peer configuration")
+                first = next(iter(conductors))
+                bind = bind_address(conductors[first], backend)
+                data["rps_target"] = f"{first} at https://{bind}:{PEER_PORT}/pdp/policy"
+                rps = await measure_rps(f"https://{bind}:{PEER_PORT}/pdp/policy", bare_url, params)
+                data["rps"] = rps_summary(rps["rounds"])
+                data["rps"]["warmup_statuses"] = rps["warmup_statuses"]
+                await stop_process(bare)
+                phase("requests/s")
+                await configure_vcs(vcs, list(conductors.values()))
+                phase("VCS configuration")
+                data["calls"] = await call_setups(vcs, params)
+                phase("call setup")
+                data["steady"] = await run_load(vcs, params)
+                phase("load")
+                data["kill"] = await run_load(
+                    vcs, params, functools.partial(kill_recorded, state_dir, first)
+                )
+                phase("load with kill")
+                for key in ("steady", "kill"):
+                    data[key]["by_server"] = {
+                        name: data[key]["by_via"].get(ip, 0) for name, ip in conductors.items()
+                    }
+        finally:
+            for proc in (bare, own_vcs):
+                if proc is not None:
+                    await stop_process(proc)
+    phase("tplab down")
     data["notes"] = notes
-    data["phases_s"] = phases
+    data["phases_s"] = clock.phases
     return data
 
 
 # ------------------------------------------------------------------ figures
-def _round(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _round(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_round(v) for v in value]
-    return value
-
-
 def _ms_summary(values: list[float]) -> str:
     if not values:
         return "no samples"
@@ -780,23 +705,10 @@ def run_policy_bench(options: BenchOptions) -> GroupResult:
     params = PolicyParams.scaled(options.scale)
     result = GroupResult(
         group="policy",
-        params={
-            **dataclasses.asdict(params),
-            "topology": str(DEFAULT_TOPOLOGY.relative_to(REPO_ROOT)),
-            "backend": "proxy",
-            "service_timeout_s": SERVICE_TIMEOUT_S,
-            "cpus_usable": len(os.sched_getaffinity(0)),
-        },
+        params=lab_params(dataclasses.asdict(params), service_timeout_s=SERVICE_TIMEOUT_S),
     )
     data = asyncio.run(measure(params))
-    if "skipped" in data:
-        result.notes.append(f"not measured: {data['skipped']}")
-    result.notes += data.get("notes", [])
-    phases = data.get("phases_s", {})
-    if phases:
-        result.notes.append(
-            "phases: " + ", ".join(f"{name} {s:.1f} s" for name, s in phases.items())
-        )
+    add_run_notes(result, data)
     for key, what in (("steady", "the call load"), ("kill", "the call load with the kill")):
         load = data.get(key, {})
         if load and not load["finished_in_time"]:
@@ -808,8 +720,5 @@ def run_policy_bench(options: BenchOptions) -> GroupResult:
     bad = [r for r in rounds if r["statuses"] != {"200": r["requests"]}]
     if bad:
         result.notes.append(f"rounds with answers other than 200: {bad}")
-    result.figures = [
-        dataclasses.replace(figure, details=_round(figure.details))
-        for figure in figures(data, params)
-    ]
+    result.figures = rounded(figures(data, params))
     return result

@@ -20,11 +20,11 @@ from bridges.core import mcu, ts
 from emulator.bench import BenchOptions, Target, bridge_bench, load_groups
 from emulator.bench.__main__ import main
 from emulator.bench.bridge_bench import BridgeParams
+from emulator.bench.labkit import poll_until
 from emulator.bench.netsim_bench import NetsimParams, quantile
 from emulator.bench.policy_bench import (
     PolicyParams,
     policy_request,
-    poll_until,
     start_bare,
     stop_process,
 )

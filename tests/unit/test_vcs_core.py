@@ -122,11 +122,12 @@ def test_service_validation_names_every_bad_field() -> None:
                 "password": "x" * 31,
                 "default_cpl": "<time-switch/>",
                 "poll_interval_s": -1,
+                "username": "ad:min",
             }
         )
     fields = caught.value.fields()
     for name in ("name", "protocol", "server2", "server3", "password", "default_cpl",
-                 "poll_interval_s"):  # fmt: skip
+                 "poll_interval_s", "username"):  # fmt: skip
         assert name in fields, fields
     assert fields["server2"].startswith("Server 2 address:")
 

@@ -260,6 +260,13 @@ def _number(
     return float(value)
 
 
+def _username(data: Mapping[str, Any], errors: list[ConfigError]) -> str:
+    value = _text(data, "username", SERVICE_LABELS["username"], errors, max_len=64)
+    if ":" in value:  # HTTP Basic joins user and password with ":" (RFC 7617)
+        errors.append(ConfigError("username", SERVICE_LABELS["username"], "may not contain ':'"))
+    return value
+
+
 def validate_service(data: Mapping[str, Any]) -> PolicyService:
     """A policy service from page or API fields (`servers` as a list, or server1..3)."""
     errors: list[ConfigError] = []
@@ -315,7 +322,7 @@ def validate_service(data: Mapping[str, Any]) -> PolicyService:
         protocol=_choice(data, "protocol", L["protocol"], ("HTTP", "HTTPS"), "HTTPS", errors),
         verify_certificate=_bool(data, "verify_certificate", L["verify_certificate"], True, errors),
         crl_check=_bool(data, "crl_check", L["crl_check"], False, errors),
-        username=_text(data, "username", L["username"], errors, max_len=64),
+        username=_username(data, errors),
         password=_text(data, "password", L["password"], errors, max_len=PASSWORD_MAX),
         servers=(servers[0], servers[1], servers[2]),
         path=paths["path"],

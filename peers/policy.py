@@ -37,6 +37,8 @@ class PolicyService:
         self._paths = ("", "")
         self._aliases: tuple[ConferenceAlias, ...] = ()
         self._timer: asyncio.TimerHandle | None = None
+        self._wall_second = -1
+        self._wall_text = ""
 
     def _refresh(self) -> None:
         generation = self.store.generation
@@ -62,7 +64,13 @@ class PolicyService:
         return self._aliases
 
     def wall(self) -> str:
-        return self.clock.wall().isoformat(timespec="seconds")
+        """Now, to the second, for the counters: formatted at most once a second (it is
+        asked on every policy request)."""
+        second = int(self.clock.monotonic())
+        if second != self._wall_second:
+            self._wall_second = second
+            self._wall_text = self.clock.wall().isoformat(timespec="seconds")
+        return self._wall_text
 
     def status(self) -> dict[str, Any]:
         """Status > Overview > Policy service (and its JSON twin)."""

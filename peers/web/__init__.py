@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from netsim.websession import session_middleware
+from peers.core.settings import SETTINGS
 from peers.web.keys import NODE, SERVED_CERT, USER
 from peers.web.pdp import pdp_middleware
 from peers.web.security import auth_middleware, error_middleware
@@ -85,4 +86,15 @@ def make_app(node: PeerNode) -> web.Application:
     conference.add_routes(app)
     conference_config.add_routes(app)
     app.router.add_static("/static/", STATIC)
+    # The router resolves a request before the middlewares run, and a path without a
+    # route costs it an HTTPNotFound built and thrown away: the factory policy service
+    # paths get routes so the policy hot path (answered by `pdp_middleware`) skips
+    # that. When the paths are moved, these answer 404 like any unknown page.
+    for path in ("/" + SETTINGS["policy.policy_path"].default,
+                 "/" + SETTINGS["policy.status_path"].default):  # fmt: skip
+        app.router.add_route("*", path, _not_found)
     return app
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()

@@ -5,8 +5,8 @@ REST control API in this process, starts one process for every host whose role
 has an implementation (`PROCESS_MODULES`: `python -m peers` for a Conductor,
 `python -m vcs_policy` for the VCS, `python -m bridges --kind ROLE` for a
 TelePresence Server or MCU; inside the host's namespace with the kernel
-backend), waits until each answers HTTPS `GET /login` with 200, and then
-watches them:
+backend), waits until each answers HTTPS `GET /login` with 200 (the Conductor
+peers first, then the other hosts, which use them), and then watches them:
 
 - a child that exits with `EXIT_RESTART` (75, Maintenance > Restart; only
   Conductor peers do) is started again at once and recorded as "restarted on
@@ -367,9 +367,18 @@ class Supervisor:
             built = [child for child in self.children.values() if child.built]
             if self._stop.is_set():  # stopped while the world was starting
                 built = []
-            tasks = [asyncio.create_task(self._supervise(child)) for child in built]
+            tasks: list[asyncio.Task[None]] = []
             try:
-                await self._wait_settled(built)
+                # the Conductor peers first (what an admin uses first, and what the VCS
+                # polls), then the hosts that use them: on two cores six processes
+                # importing at once delayed every one of them
+                for wave in _waves(built):
+                    if self._stop.is_set() or any(
+                        child.state is ChildState.FAILED for child in built
+                    ):
+                        break
+                    tasks += [asyncio.create_task(self._supervise(child)) for child in wave]
+                    await self._wait_settled(wave)
                 failed = [child for child in built if child.state is ChildState.FAILED]
                 if failed:
                     raise SupervisorError("\n".join(child.failure() for child in failed))
@@ -387,6 +396,11 @@ class Supervisor:
                 self.state = LabState.STOPPING
                 self._write()
                 await self._stop_children(built, tasks)
+                for child in built:
+                    if child.pid is None and child.state is ChildState.STARTING:
+                        child.state = ChildState.STOPPED
+                        child.note = "not started: the lab stopped first"
+                self._write()
                 self.on_event("stopping the world")
 
     async def _wait_settled(self, children: list[Child]) -> None:
@@ -639,6 +653,13 @@ class Supervisor:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+def _waves(children: list[Child]) -> list[list[Child]]:
+    """Start order: Conductor peers, then every other host (empty waves dropped)."""
+    peers = [c for c in children if c.host.role == "conductor"]
+    others = [c for c in children if c.host.role != "conductor"]
+    return [wave for wave in (peers, others) if wave]
 
 
 async def _answers(session: aiohttp.ClientSession, url: str) -> bool:

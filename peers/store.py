@@ -34,7 +34,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from netsim.storekit import check_password, hash_password, open_engine
+from netsim.storekit import (
+    EventColumns,
+    MetaColumns,
+    check_password,
+    hash_password,
+    open_engine,
+)
 from peers.core.alarms import CATALOGUE
 from peers.core.hlc import HybridClock, Version
 from peers.core.replication import Entry
@@ -59,10 +65,8 @@ class Base(DeclarativeBase):
     pass
 
 
-class MetaRow(Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+class MetaRow(MetaColumns, Base):
+    pass
 
 
 class SettingRow(Base):
@@ -116,13 +120,8 @@ class CertificateRow(Base):
     created: Mapped[str] = mapped_column(String(40))
 
 
-class EventRow(Base):
-    __tablename__ = "event_log"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    wall: Mapped[str] = mapped_column(String(40))
-    level: Mapped[str] = mapped_column(String(8))
-    event: Mapped[str] = mapped_column(String(64))
-    detail: Mapped[str] = mapped_column(Text)
+class EventRow(EventColumns, Base):
+    pass
 
 
 class ConfigLogRow(Base):
@@ -699,28 +698,12 @@ class ConfigStore:
     # ----------------------------------------------------------------- logs
     def log_event(self, event_name: str, *, level: str = "info", **detail: Any) -> None:
         with self._write() as s:
-            s.add(
-                EventRow(
-                    wall=self._now(),
-                    level=level,
-                    event=event_name,
-                    detail=json.dumps(detail, sort_keys=True, default=str),
-                )
-            )
+            s.add(EventRow.new(self._now(), event_name, level, detail))
 
     def events(self, limit: int = 200) -> list[dict[str, Any]]:
         with self._session() as s:
             rows = s.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(limit))
-            return [
-                {
-                    "id": r.id,
-                    "time": r.wall,
-                    "level": r.level,
-                    "event": r.event,
-                    "detail": json.loads(r.detail),
-                }
-                for r in rows
-            ]
+            return [r.to_json() for r in rows]
 
     def config_log(self, limit: int = 200) -> list[dict[str, Any]]:
         with self._session() as s:

@@ -23,10 +23,16 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, Text, select
+from sqlalchemy import Boolean, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from netsim.storekit import check_password, hash_password, open_engine
+from netsim.storekit import (
+    EventColumns,
+    MetaColumns,
+    check_password,
+    hash_password,
+    open_engine,
+)
 from vcs_policy.core.config import (
     MAX_RULES,
     MAX_SERVICES,
@@ -52,10 +58,8 @@ class Base(DeclarativeBase):
     pass
 
 
-class MetaRow(Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+class MetaRow(MetaColumns, Base):
+    pass
 
 
 class DocumentRow(Base):
@@ -73,13 +77,8 @@ class UserRow(Base):
     is_default: Mapped[bool] = mapped_column(Boolean)
 
 
-class EventRow(Base):
-    __tablename__ = "event_log"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    wall: Mapped[str] = mapped_column(String(40))
-    level: Mapped[str] = mapped_column(String(8))
-    event: Mapped[str] = mapped_column(String(64))
-    detail: Mapped[str] = mapped_column(Text)
+class EventRow(EventColumns, Base):
+    pass
 
 
 class VcsStore:
@@ -347,14 +346,7 @@ class VcsStore:
 
     # --------------------------------------------------------------------- logs
     def _event(self, s: Any, event_name: str, *, level: str = "info", **detail: Any) -> None:
-        s.add(
-            EventRow(
-                wall=self._now(),
-                level=level,
-                event=event_name,
-                detail=json.dumps(detail, sort_keys=True, default=str),
-            )
-        )
+        s.add(EventRow.new(self._now(), event_name, level, detail))
 
     def log_event(self, event_name: str, *, level: str = "info", **detail: Any) -> None:
         with self._write() as s:
@@ -363,13 +355,4 @@ class VcsStore:
     def events(self, limit: int = 200) -> list[dict[str, Any]]:
         with self._session() as s:
             rows = s.scalars(select(EventRow).order_by(EventRow.id.desc()).limit(limit))
-            return [
-                {
-                    "id": r.id,
-                    "time": r.wall,
-                    "level": r.level,
-                    "event": r.event,
-                    "detail": json.loads(r.detail),
-                }
-                for r in rows
-            ]
+            return [r.to_json() for r in rows]

@@ -18,10 +18,14 @@ import binascii
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from aiohttp_session import AbstractStorage, Session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: name of the hidden form field that carries the CSRF token
@@ -121,3 +125,35 @@ def is_api(request: web.Request) -> bool:
 def api_error(status: int, message: str, **extra: Any) -> web.Response:
     """A JSON error answer: {"error": message, **extra}."""
     return web.json_response({"error": message, **extra}, status=status)
+
+
+def setup_admin_pages(
+    app: web.Application,
+    *,
+    cookie_secret: bytes,
+    cookie_name: str,
+    auth: Any,
+    templates: Path,
+    menu: Any,
+) -> None:
+    """What every node's admin pages need: encrypted cookie sessions (secure, HTTP
+    only, same-site strict), then the node's `auth` middleware, then Jinja2 templates
+    (autoescaped, strict about undefined names) with the node's menu."""
+    app.middlewares.append(
+        session_middleware(
+            EncryptedCookieStorage(
+                cookie_secret, cookie_name=cookie_name, secure=True, httponly=True,
+                samesite="Strict",
+            )
+        )
+    )  # fmt: skip
+    app.middlewares.append(auth)
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(templates),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["menu"] = menu

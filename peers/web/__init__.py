@@ -15,12 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from netsim.websession import session_middleware
+from netsim.websession import setup_admin_pages
 from peers.core.settings import SETTINGS
 from peers.web.keys import NODE, SERVED_CERT, USER
 from peers.web.pdp import pdp_middleware
@@ -60,27 +57,14 @@ def make_app(node: PeerNode) -> web.Application:
     app[NODE] = node
     certificates = node.store.certificates()
     app[SERVED_CERT] = certificates["server"][0] if "server" in certificates else ""
-    app.middlewares.append(
-        session_middleware(
-            EncryptedCookieStorage(
-                node.store.cookie_secret,
-                cookie_name="TPLAB_SESSION",
-                secure=True,
-                httponly=True,
-                samesite="Strict",
-            )
-        )
-    )
-    app.middlewares.append(auth_middleware)
-    env = aiohttp_jinja2.setup(
+    setup_admin_pages(
         app,
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        cookie_secret=node.store.cookie_secret,
+        cookie_name="TPLAB_SESSION",
+        auth=auth_middleware,
+        templates=TEMPLATES,
+        menu=views.MENU,
     )
-    env.globals["menu"] = views.MENU
     views.add_routes(app)
     api.add_routes(app)
     conference.add_routes(app)

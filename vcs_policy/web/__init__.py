@@ -12,12 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from netsim.websession import session_middleware
+from netsim.websession import setup_admin_pages
 from vcs_policy.web.keys import NODE
 from vcs_policy.web.security import auth_middleware, error_middleware
 
@@ -33,27 +30,14 @@ def make_app(node: VcsNode) -> web.Application:
 
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[NODE] = node
-    app.middlewares.append(
-        session_middleware(
-            EncryptedCookieStorage(
-                node.store.cookie_secret,
-                cookie_name="TPLAB_VCS_SESSION",
-                secure=True,
-                httponly=True,
-                samesite="Strict",
-            )
-        )
-    )
-    app.middlewares.append(auth_middleware)
-    env = aiohttp_jinja2.setup(
+    setup_admin_pages(
         app,
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        cookie_secret=node.store.cookie_secret,
+        cookie_name="TPLAB_VCS_SESSION",
+        auth=auth_middleware,
+        templates=TEMPLATES,
+        menu=views.MENU,
     )
-    env.globals["menu"] = views.MENU
     views.add_routes(app)
     api.add_routes(app)
     app.router.add_static("/static/", STATIC)

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from tests.sim.cluster_lab import IPS
 from tests.sim.conference_lab import BRIDGE_IPS, BRIDGE_PASSWORD, ConferenceLab
+from tests.sim.vcs_lab import PASSWORD
 from vcs_policy.core.calls import CallResult, Outcome
 
 HOSTS = list(IPS)
@@ -143,6 +144,40 @@ def test_conferences_stay_on_one_bridge_whatever_happens(steps: list[tuple[str, 
         for host, counts in lab.participants().items():
             name = lab.bridge_name(BRIDGE_IPS[host])
             assert {(name, c) for c in counts} <= known, (host, counts, known)
+    finally:
+        lab.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_an_empty_conference_ends_after_the_configured_time() -> None:
+    """G-S3: the peer that created a conference destroys it on its bridge, and the
+    cluster forgets it, once it has had no participant for *End a conference left
+    empty after* seconds; a participant in time keeps it."""
+    tmp = tempfile.mkdtemp(prefix="tplab-conference-example-")
+    shutil.copytree(prepared_lab(), tmp, dirs_exist_ok=True)
+    lab = ConferenceLab(data_root=Path(tmp), ports=PORTS)
+    lab.passwords = dict.fromkeys(HOSTS, PASSWORD)  # set when the template lab was made
+    try:
+        lab.wait(3)
+        status, answer = lab.api(
+            "conductor-initial", "PUT", "/api/v1/conference/policy", {"empty_conference_end_s": 6}
+        )
+        assert status == 200, answer
+        lab.wait(2)
+        first = lab.call("meet.1@example.com")
+        assert first.outcome is Outcome.CONNECTED, first
+        record = lab.nodes["conductor-initial"].conferences.records()["meeting 1"]
+        lab.hang_up(first)
+        lab.wait(3)  # empty for less than 6 s: a new participant keeps it
+        again = lab.call("meet.1@example.com")
+        assert again.bridge == first.bridge
+        assert lab.nodes["conductor-initial"].conferences.records()["meeting 1"] == record
+        lab.hang_up(again)
+        lab.wait(12)
+        for host in HOSTS:
+            assert "meeting 1" not in lab.nodes[host].conferences.records(), host
+        host = next(h for h, ip in BRIDGE_IPS.items() if ip == first.bridge)
+        assert record.bridge_id not in bridge_conferences(lab)[host]
     finally:
         lab.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,8 +5,9 @@ serves its REST control API; the other `tplab net` commands are clients of
 that API. `tplab up` runs a whole lab: the world, its control API and one
 process per host, under `emulator.supervisor`; `tplab status` and `tplab down`
 read the lab's `lab.json` from any shell. `tplab call` and `tplab load` place
-calls on the running lab's VCS through its JSON API. Later groups (`scenario`,
-`lab`) hang off the top-level `cli` group the same way `net` does.
+calls on the running lab's VCS through its JSON API. `tplab scenario` validates
+and lists scenario files; later groups hang off the top-level `cli` group the
+same way `net` does.
 
 Exit status: 0 on success, 2 for bad input (usage errors, and what the world
 or the VCS refuses), 1 when the world cannot be reached or cannot start; for
@@ -1352,6 +1353,67 @@ def load(
         )
     if outcomes.get("connected", 0) != final["total"]:
         click.get_current_context().exit(1)
+
+
+# ----------------------------------------------------------------- scenarios
+def _probe_help() -> str:
+    from emulator.scenario.conditions import probe_table
+
+    lines = [f"  {name} ({roles}; {ops}): {doc}" for name, roles, ops, doc in probe_table()]
+    return "\n\n\b\nProbes of conditions (HOST: PROBE OP VALUE):\n" + "\n".join(lines)
+
+
+@cli.group(cls=TplabGroup)
+def scenario() -> None:
+    """Scenario files: the guide's procedures and failure drills."""
+
+
+@scenario.command(epilog=_probe_help())
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def validate(file: Path) -> None:
+    """Check a scenario file against its schema and its topology."""
+    from emulator.scenario import ScenarioError, load_scenario
+
+    try:
+        loaded = load_scenario(file)
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from exc
+    modes = ", ".join(m.value for m in loaded.modes)
+    click.echo(
+        f"{file}: scenario {loaded.name} is valid: {len(loaded.steps)} steps on topology "
+        f"{loaded.topology.name}, modes {modes}"
+    )
+
+
+@scenario.command("list")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="directory of scenario files [default: the shipped scenarios/]",
+)
+def list_scenarios(directory: Path | None) -> None:
+    """Show every scenario of a directory: name and description."""
+    from emulator.paths import SCENARIOS_DIR
+    from emulator.scenario import load_all, shipped_scenarios
+
+    scenarios, errors = load_all(shipped_scenarios(directory or SCENARIOS_DIR))
+    width = max((len(s.name) for s in scenarios), default=0)
+    for item in scenarios:
+        click.echo(f"{item.name:<{width}}  {' '.join(item.description.split())}")
+    if errors:
+        for error in errors:
+            click.echo(f"Error: {error}", err=True)
+        click.get_current_context().exit(EXIT_BAD_INPUT)
+
+
+@scenario.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files."""
+    from emulator.scenario import scenario_schema
+
+    click.echo(json.dumps(scenario_schema(), indent=2))
 
 
 def main() -> None:

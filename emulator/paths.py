@@ -14,3 +14,7 @@ DEFAULT_STATE_DIR = REPO_ROOT / "state"
 DEFAULT_CONTROL = "127.0.0.1:7400"
 #: environment variable that overrides the control address (HOST:PORT or URL)
 CONTROL_ENV = "TPLAB_CONTROL"
+#: shipped scenarios (data only) and the directory a scenario's topology is also looked up in
+SCENARIOS_DIR = REPO_ROOT / "scenarios"
+#: the published JSON Schema of scenario files
+SCENARIO_SCHEMA = SCENARIOS_DIR / "schema" / "scenario.schema.json"

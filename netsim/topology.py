@@ -15,26 +15,25 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import jsonschema
-    import yaml
-
-
 from netsim.api import HostAddress, Proto
 from netsim.core.impairments import ImpairmentError, LinkSpec
+from netsim.yamldoc import (
+    LocatedError,
+    Locator,
+    compose,
+    first_schema_error,
+    read_source,
+    schema_message,
+)
+
+if TYPE_CHECKING:
+    import jsonschema
 
 DEFAULT_HOST_MTU = 1500
-MAX_FILE_BYTES = 1_000_000
 
 
-class TopologyError(ValueError):
-    def __init__(self, source: str, line: int | None, column: int | None, message: str) -> None:
-        self.source = source
-        self.line = line
-        self.column = column
-        self.message = message
-        where = source if line is None else f"{source}:{line}:{column}"
-        super().__init__(f"{where}: {message}")
+class TopologyError(LocatedError):
+    """A topology file is unreadable or invalid; names file, line and column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,123 +115,29 @@ def topology_schema() -> dict[str, Any]:
 
 def load_topology(path: str | Path) -> Topology:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TopologyError(str(path), None, None, f"cannot read file: {exc.strerror}") from exc
-    return parse_topology(raw, source=str(path))
+    return parse_topology(read_source(path, TopologyError), source=str(path))
 
 
 def parse_topology(text: str | bytes, *, source: str = "<string>") -> Topology:
-    # imported here: node processes given their address directly never pay for them
-    import jsonschema
-    import yaml
-
-    if isinstance(text, bytes):
-        if len(text) > MAX_FILE_BYTES:
-            raise TopologyError(source, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise TopologyError(source, None, None, f"not UTF-8 text: {exc.reason}") from exc
-    if len(text) > MAX_FILE_BYTES:
-        raise TopologyError(source, None, None, f"file is larger than {MAX_FILE_BYTES} characters")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise TopologyError(source, line, column, f"invalid YAML: {exc.problem}") from exc
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise TopologyError(source, None, None, f"invalid YAML: {exc}") from exc
-    if node is None:
-        raise TopologyError(
-            source, 1, 1, "file is empty; expected a mapping with version and hosts"
-        )
-    _check_nodes(node, source)
-    try:
-        data = yaml.SafeLoader(text).get_single_data()
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
-        raise TopologyError(source, None, None, f"invalid YAML value: {exc}") from exc
-    locate = _Locator(node, source)
-    validator = jsonschema.Draft202012Validator(topology_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.message))
-    if errors:
-        error = errors[0]
-        path = list(error.absolute_path)
+    node, data = compose(
+        text, source, TopologyError, "file is empty; expected a mapping with version and hosts"
+    )
+    locate = Locator(node, source, TopologyError)
+    found = first_schema_error(data, topology_schema())
+    if found is not None:
+        path, error = found
         where = "/".join(str(p) for p in path) or "top level"
         raise locate.error(path, f"{where}: {_schema_message(error)}")
     return _build(data, locate, source)
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
-    if error.validator == "additionalProperties":
-        return str(error.message).replace("Additional properties are not allowed", "unknown key")
     if error.validator == "pattern" and error.absolute_path and error.absolute_path[-1] == "name":
         return f"{error.instance!r} is not a host name (lower-case letters, digits, '-')"
-    return str(error.message)
+    return schema_message(error)
 
 
-def _check_nodes(root: yaml.Node, source: str) -> None:
-    """Reject what YAML allows but a topology must not contain: aliases (which can
-    expand exponentially), non-string mapping keys and duplicate keys."""
-    import yaml
-
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            raise _node_error(node, source, "YAML aliases (*name) are not supported here")
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            keys: set[str] = set()
-            for key, value in node.value:
-                if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
-                    raise _node_error(key, source, "mapping keys must be plain strings")
-                if key.value in keys:
-                    raise _node_error(key, source, f"duplicate key {key.value!r}")
-                keys.add(key.value)
-                stack.extend((key, value))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-
-
-def _node_error(node: yaml.Node, source: str, message: str) -> TopologyError:
-    mark = node.start_mark
-    return TopologyError(source, mark.line + 1, mark.column + 1, message)
-
-
-class _Locator:
-    def __init__(self, root: yaml.Node, source: str) -> None:
-        self.root = root
-        self.source = source
-
-    def node(self, path: list[str | int]) -> yaml.Node:
-        import yaml
-
-        node = self.root
-        for part in path:
-            if isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    if key.value == part:
-                        node = value
-                        break
-                else:
-                    return node
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if part >= len(node.value):
-                    return node
-                node = node.value[part]
-            else:
-                return node
-        return node
-
-    def error(self, path: list[str | int], message: str) -> TopologyError:
-        return _node_error(self.node(path), self.source, message)
-
-
-def _parse_port(text: str, locate: _Locator, path: list[str | int]) -> PortRange:
+def _parse_port(text: str, locate: Locator, path: list[str | int]) -> PortRange:
     proto, _, ports = text.partition("/")
     lo_text, _, hi_text = ports.partition("-")
     lo = int(lo_text)
@@ -242,7 +147,7 @@ def _parse_port(text: str, locate: _Locator, path: list[str | int]) -> PortRange
     return PortRange(Proto(proto), lo, hi)
 
 
-def _build(data: dict[str, Any], locate: _Locator, source: str) -> Topology:
+def _build(data: dict[str, Any], locate: Locator, source: str) -> Topology:
     services: dict[str, tuple[PortRange, ...]] = {
         role: tuple(
             _parse_port(text, locate, ["services", role, i]) for i, text in enumerate(ports)

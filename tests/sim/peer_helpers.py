@@ -115,7 +115,71 @@ def flash_of(text: str) -> str:
     return re.sub(r"<[^>]+>", "", html.unescape(match.group(1))) if match else ""
 
 
-class PeerLab:
+class Browser:
+    """Requests to `base` over HTTPS from a simulated host, as a browser and an API
+    client make them: plain functions that advance the simulated loop."""
+
+    sim: SimWorld
+    session: aiohttp.ClientSession | None
+    base: str
+    admin_password: str
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Reply:
+        assert self.session is not None
+        async with self.session.request(
+            method, self.base + path, ssl=False, headers=dict(headers or {}), **kwargs
+        ) as response:
+            text = await response.text(errors="replace")
+            return Reply(
+                response.status,
+                text,
+                str(response.url),
+                tuple(r.status for r in response.history),
+            )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Reply:
+        return self.sim.run(self._request(method, path, **kwargs))
+
+    def login(self, user: str = "admin", password: str | None = None) -> Reply:
+        return self.request(
+            "POST",
+            "/login",
+            data={
+                "username": user,
+                "password": self.admin_password if password is None else password,
+            },
+        )
+
+    def page(self, path: str) -> Reply:
+        return self.request("GET", path)
+
+    def post_form(
+        self,
+        path: str,
+        data: Mapping[str, str],
+        *,
+        csrf: str | bool | None = True,
+        token_from: str | None = None,
+        follow: bool = True,
+    ) -> Reply:
+        """POST a form the way a browser does: with the CSRF token of the page at
+        `token_from` (default `path`), `csrf=False` for none, or a given token."""
+        form = dict(data)
+        if csrf is True:
+            form["csrf_token"] = csrf_of(self.page(token_from or path).text)
+        elif isinstance(csrf, str):
+            form["csrf_token"] = csrf
+        return self.request("POST", path, data=form, allow_redirects=follow)
+
+
+class PeerLab(Browser):
     def __init__(self, seed: int = 7) -> None:
         self.sim = SimWorld(parse_topology(TOPOLOGY, source="peer-pages"), seed=seed)
         self.base = f"https://{PEER_IP}:8443"
@@ -170,28 +234,6 @@ class PeerLab:
             self.sim.close()
 
     # ------------------------------------------------------------- requests
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> Reply:
-        assert self.session is not None
-        async with self.session.request(
-            method, self.base + path, ssl=False, headers=dict(headers or {}), **kwargs
-        ) as response:
-            text = await response.text(errors="replace")
-            return Reply(
-                response.status,
-                text,
-                str(response.url),
-                tuple(r.status for r in response.history),
-            )
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Reply:
-        return self.sim.run(self._request(method, path, **kwargs))
 
     def api(
         self,
@@ -214,31 +256,6 @@ class PeerLab:
         elif body is not None:
             kwargs["json"] = body
         return self.request(method, path, headers=headers, **kwargs)
-
-    def login(self, user: str = "admin", password: str | None = None) -> Reply:
-        return self.request(
-            "POST",
-            "/login",
-            data={
-                "username": user,
-                "password": self.admin_password if password is None else password,
-            },
-        )
-
-    def page(self, path: str) -> Reply:
-        return self.request("GET", path)
-
-    def post_form(
-        self, path: str, data: Mapping[str, str], *, csrf: str | bool | None = True
-    ) -> Reply:
-        """POST a form the way a browser does: with the page's CSRF token by default,
-        `csrf=False` for none, or a given token."""
-        form = dict(data)
-        if csrf is True:
-            form["csrf_token"] = csrf_of(self.page(path).text)
-        elif isinstance(csrf, str):
-            form["csrf_token"] = csrf
-        return self.request("POST", path, data=form)
 
     # ---------------------------------------------------------------- state
     def running(self) -> bool:

@@ -11,7 +11,7 @@ hypothesis tests can call them from `@given` bodies.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ from aiohttp import web
 from netsim.http import NetsimConnector, NetsimSite
 from netsim.sim import SimWorld
 from netsim.topology import parse_topology
-from tests.sim.peer_helpers import Reply, basic_auth, csrf_of
+from tests.sim.peer_helpers import Browser, Reply, basic_auth
 from vcs_policy.core.config import PolicyService, SearchRule
 from vcs_policy.node import VcsNode
 from vcs_policy.store import DEFAULT_PASSWORD
@@ -43,7 +43,7 @@ hosts:
 START_S = 0.5
 
 
-class VcsPageLab:
+class VcsPageLab(Browser):
     def __init__(self, seed: int = 7) -> None:
         self.sim = SimWorld(parse_topology(TOPOLOGY, source="vcs-pages"), seed=seed)
         self.base = f"https://{VCS_IP}:8443"
@@ -103,29 +103,6 @@ class VcsPageLab:
         self.sim.run_for(seconds)
 
     # ------------------------------------------------------------- requests
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> Reply:
-        assert self.session is not None
-        async with self.session.request(
-            method, self.base + path, ssl=False, headers=dict(headers or {}), **kwargs
-        ) as response:
-            text = await response.text(errors="replace")
-            return Reply(
-                response.status,
-                text,
-                str(response.url),
-                tuple(r.status for r in response.history),
-            )
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Reply:
-        return self.sim.run(self._request(method, path, **kwargs))
-
     def api(
         self,
         method: str,
@@ -138,37 +115,6 @@ class VcsPageLab:
         authorization = basic_auth(user, self.admin_password if password is None else password)
         kwargs: dict[str, Any] = {} if body is None else {"json": body}
         return self.request(method, path, headers={"Authorization": authorization}, **kwargs)
-
-    def login(self, user: str = "admin", password: str | None = None) -> Reply:
-        return self.request(
-            "POST",
-            "/login",
-            data={
-                "username": user,
-                "password": self.admin_password if password is None else password,
-            },
-        )
-
-    def page(self, path: str) -> Reply:
-        return self.request("GET", path)
-
-    def post_form(
-        self,
-        path: str,
-        data: Mapping[str, str],
-        *,
-        csrf: str | bool = True,
-        token_from: str | None = None,
-        follow: bool = True,
-    ) -> Reply:
-        """POST a form the way a browser does: with the CSRF token of the page at
-        `token_from` (default `path`), `csrf=False` for none, or a given token."""
-        form = dict(data)
-        if csrf is True:
-            form["csrf_token"] = csrf_of(self.page(token_from or path).text)
-        elif isinstance(csrf, str):
-            form["csrf_token"] = csrf
-        return self.request("POST", path, data=form, allow_redirects=follow)
 
     # ---------------------------------------------------------------- state
     def snapshot(self) -> tuple[list[PolicyService], list[SearchRule], str]:

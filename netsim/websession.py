@@ -19,7 +19,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp_jinja2
 import jinja2
@@ -157,3 +157,33 @@ def setup_admin_pages(
         lstrip_blocks=True,
     )
     env.globals["menu"] = menu
+
+
+class AdminAccounts(Protocol):
+    """What a node's store offers the login: a password check and the event log."""
+
+    def verify_password(self, name: str, password: str) -> bool: ...
+
+    def log_event(self, event_name: str, *, level: str = "info", **detail: Any) -> None: ...
+
+
+def check_admin_login(
+    accounts: AdminAccounts, request: web.Request, user: str, password: str, *, via: str
+) -> bool:
+    """The admin account's login (pages and API); a failure goes to the event log."""
+    ok = user == "admin" and accounts.verify_password(user, password)
+    if not ok:
+        accounts.log_event(
+            "login_failed", level="warning", user=user[:64], source=request.remote or "", via=via
+        )
+    return ok
+
+
+def basic_login(accounts: AdminAccounts, request: web.Request, realm: str) -> str | web.Response:
+    """The JSON API's HTTP Basic login: the user, or the 401 answer to send."""
+    credentials = basic_credentials(request)
+    if credentials is None or not check_admin_login(accounts, request, *credentials, via="api"):
+        response = api_error(401, "authentication required: HTTP Basic with the admin account")
+        response.headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
+        return response
+    return credentials[0]

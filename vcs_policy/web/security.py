@@ -10,7 +10,8 @@ from aiohttp import web
 from netsim.websession import (
     Handler,
     api_error,
-    basic_credentials,
+    basic_login,
+    check_admin_login,
     check_csrf,
     get_session,
     is_api,
@@ -23,13 +24,7 @@ SESSION_TIMEOUT_S = 30 * 60
 
 
 def check_login(request: web.Request, user: str, password: str, *, via: str) -> bool:
-    node = request.app[NODE]
-    ok = user == "admin" and node.store.verify_password(user, password)
-    if not ok:
-        node.store.log_event(
-            "login_failed", level="warning", user=user[:64], source=request.remote or "", via=via
-        )
-    return ok
+    return check_admin_login(request.app[NODE].store, request, user, password, via=via)
 
 
 @web.middleware
@@ -53,12 +48,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path.startswith(PUBLIC_PATHS):
         return await handler(request)
     if is_api(request):
-        credentials = basic_credentials(request)
-        if credentials is None or not check_login(request, *credentials, via="api"):
-            response = api_error(401, "authentication required: HTTP Basic with the admin account")
-            response.headers["WWW-Authenticate"] = 'Basic realm="tplab VCS"'
-            return response
-        request[USER] = credentials[0]
+        login = basic_login(request.app[NODE].store, request, "tplab VCS")
+        if isinstance(login, web.Response):
+            return login
+        request[USER] = login
         return await handler(request)
     session = await get_session(request)
     user = session.get("user")

@@ -53,6 +53,9 @@ T = TypeVar("T")
 
 DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 EPHEMERAL_FIRST_PORT = 49152
+#: the client outside the topology (`SimWorld.outside_network`)
+OUTSIDE_HOST = "outside"
+OUTSIDE_IP = "127.0.0.1"
 #: SYN retransmission delays (Linux tcp_syn_retries=6): a dropped connection attempt
 #: is retried after 1, 2, 4, ... s and fails with ETIMEDOUT after about 127 s.
 SYN_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -466,10 +469,21 @@ class SimWorld:
         self._next_port: dict[str, int] = {}
         self._change_waiters: list[Callable[[], None]] = []
         self._runtimes: dict[str, SimRuntime] = {}
+        self._outside: SimNetwork | None = None
+        #: an empty table for the outside client's streams (never impaired)
+        self._clear_table = ImpairmentTable([*topology.names, OUTSIDE_HOST], seed=seed)
 
     @property
     def trace(self) -> EventTrace:
         return self.world.trace
+
+    def outside_network(self) -> SimNetwork:
+        """A client outside the topology (an administrator's browser, a scenario runner):
+        its connections to any host are never impaired, as the proxy backend relays a
+        client that is not a host of the topology as is."""
+        if self._outside is None:
+            self._outside = SimNetwork(self, HostAddress(OUTSIDE_HOST, "outside", OUTSIDE_IP), 1500)
+        return self._outside
 
     def runtime(self, host: str) -> SimRuntime:
         runtime = self._runtimes.get(host)
@@ -600,7 +614,7 @@ class SimWorld:
         ssl_context: ssl.SSLContext | None,
         server_hostname: str | None,
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
-        table = self.world.table
+        table = self.world.table if src.name != OUTSIDE_HOST else self._clear_table
         trace = self.world.trace
         dst_spec = self.world.topology.host_by_ip(address)
         if dst_spec is None:
@@ -668,7 +682,7 @@ class SimWorld:
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         dst_spec = self.world.topology.host_by_ip(address)
         assert dst_spec is not None
-        table = self.world.table
+        table = self.world.table if src.name != OUTSIDE_HOST else self._clear_table
         local, remote = (src.ip, sport), listener.address
         client = SimTransport(
             self,

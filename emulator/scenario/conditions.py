@@ -76,19 +76,36 @@ PROBES: tuple[ProbeSpec, ...] = (
         "status of Peer N on System > Clustering: 'This system', 'Active as NAME', "
         "'Failed: ...', or '' when the peer address is empty (G-P1, G-P2)",
     ),
-    _probe("alarms", r"alarms", MANAGED, Kind.SET, "ids of the raised alarms, e.g. 20009 (G-R12)"),
-    _probe("alarms.count", r"alarms\.count", MANAGED, Kind.NUMBER, "number of raised alarms"),
+    _probe(
+        "alarms", r"alarms", CONDUCTOR, Kind.SET, "ids of the raised alarms, e.g. 20009 (G-R12)"
+    ),
+    _probe("alarms.count", r"alarms\.count", CONDUCTOR, Kind.NUMBER, "number of raised alarms"),
+    _probe(
+        "alarms.text",
+        r"alarms\.text",
+        CONDUCTOR,
+        Kind.TEXT,
+        "every raised alarm as 'ID SUBJECT: DESCRIPTION', joined by '; ' (G-R12 names the "
+        "differing address)",
+    ),
     _probe(
         "setting.PAGE.FIELD",
-        r"setting\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*",
-        MANAGED,
+        r"setting\.[a-z][a-z0-9_-]*\.[a-z][a-z0-9_]*",
+        CONDUCTOR,
         Kind.SETTING,
-        "active value of a setting, e.g. setting.clustering.peer1",
+        "active value of a setting, e.g. setting.clustering.peer1 (PAGE as in set)",
+    ),
+    _probe(
+        "status.PAGE.FIELD",
+        r"status\.[a-z][a-z0-9_-]*\.[a-z][a-z0-9_]*",
+        CONDUCTOR,
+        Kind.SETTING,
+        "a status field of a settings page's JSON twin, e.g. status.time.ntp_state (G-R3)",
     ),
     _probe(
         "restart_required",
         r"restart_required",
-        MANAGED,
+        CONDUCTOR,
         Kind.SETTING,
         "true while saved settings wait for a restart (G-P7)",
     ),

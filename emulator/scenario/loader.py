@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from emulator.paths import SCENARIO_SCHEMA, SCENARIOS_DIR
 from emulator.scenario.conditions import (
     ANY_ROLE,
+    CONDUCTOR,
     MANAGED,
     VCS,
     Condition,
@@ -26,6 +27,7 @@ from emulator.scenario.conditions import (
 )
 from emulator.scenario.model import (
     PLACEHOLDER,
+    Api,
     Backup,
     Call,
     Clock,
@@ -47,6 +49,7 @@ from emulator.scenario.model import (
     Timing,
     Wait,
 )
+from emulator.scenario.pages import PageError, PageKind, password_body, resolve_page
 from netsim.topology import Topology, TopologyError, load_topology
 from netsim.yamldoc import LocatedError, Locator, compose, first_schema_error, read_source
 
@@ -61,8 +64,9 @@ class ScenarioError(LocatedError):
 #: the roles of the hosts each action may name (call and load name the VCS they use)
 ACTION_ROLES: Mapping[str, frozenset[str]] = {
     "set": MANAGED,
-    "restart": MANAGED,
-    "backup": MANAGED,
+    "restart": CONDUCTOR,
+    "backup": CONDUCTOR,
+    "api": MANAGED,
     "kill": ANY_ROLE,
     "start": ANY_ROLE,
     "clock": ANY_ROLE,
@@ -87,6 +91,7 @@ ACTIONS = (
     "call",
     "load",
     "backup",
+    "api",
     "sleep_s",
 )
 IMPAIRMENTS = (
@@ -304,7 +309,26 @@ class _Builder:
     def _set(self, body: dict[str, Any], common: dict[str, Any]) -> Step:
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in body["values"].items()}
         host = self._host(body["host"], ["host"], "set")
-        return SetValues(**common, host=host, page=body["page"], values=values)
+        try:
+            target = resolve_page(self.roles[host], body["page"])
+            if target.kind is PageKind.PASSWORD:
+                password_body(values)
+        except PageError as exc:
+            raise self.fail(["page"], str(exc)) from exc
+        return SetValues(
+            **common, host=host, page=body["page"], values=values, refused=body.get("refused")
+        )
+
+    def _api(self, body: dict[str, Any], common: dict[str, Any]) -> Step:
+        host = self._host(body["host"], ["host"], "api")
+        return Api(
+            **common,
+            host=host,
+            method=body["method"],
+            path=body["path"],
+            body=body.get("body"),
+            status=body.get("status"),
+        )
 
     def _restart(self, body: str, common: dict[str, Any]) -> Step:
         return Restart(**common, host=self._host(body, [], "restart"))

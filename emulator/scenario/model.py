@@ -63,6 +63,19 @@ class SetValues(StepBase):
     host: str
     page: str
     values: Mapping[str, SettingValue]
+    #: when given, the save must be refused with a message containing this text
+    refused: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Api(StepBase):
+    action: ClassVar[str] = "api"
+    host: str
+    method: str
+    path: str
+    body: object = None
+    #: the status the answer must have; None: any 2xx
+    status: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,6 +197,7 @@ Step = (
     | Call
     | Load
     | Backup
+    | Api
     | Sleep
 )
 

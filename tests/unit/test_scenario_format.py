@@ -85,7 +85,7 @@ def test_every_action_of_the_format() -> None:
     ("steps", "where", "message"),
     [
         ("  - restart: nobody\n", "6:14", "step 1 (restart): unknown host 'nobody'"),
-        ("  - restart: mcu\n", "6:14", "restart applies to conductor and vcs hosts"),
+        ("  - restart: mcu\n", "6:14", "restart applies to conductor hosts"),
         ("  - kill: a\n    start: b\n", "7:5", "step 1: more than one action (kill, start)"),
         ("  - frobnicate: x\n", "6:5", "step 1: unknown action 'frobnicate'"),
         ("  - name: only a name\n", "6:5", "step 1: no action"),

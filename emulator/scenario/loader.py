@@ -9,6 +9,7 @@ inside a step `step N (action)`; no other exception escapes for any file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -92,8 +93,11 @@ ACTIONS = (
     "load",
     "backup",
     "api",
+    "include",
     "sleep_s",
 )
+#: how deep step files may include step files
+MAX_INCLUDE_DEPTH = 4
 IMPAIRMENTS = (
     "latency_ms",
     "jitter_ms",
@@ -199,15 +203,37 @@ def _schema_error(
     return locate.error(path, where + message)
 
 
+@cache
+def fragment_schema() -> dict[str, Any]:
+    """A step file: `description` and `steps`, each step as in a scenario."""
+    schema = dict(scenario_schema())
+    schema["properties"] = {
+        "description": {"type": "string", "maxLength": 2000},
+        "steps": schema["properties"]["steps"],
+    }
+    schema["required"] = ["steps"]
+    schema["title"] = "tplab scenario step file"
+    return schema
+
+
 class _Builder:
-    def __init__(self, data: dict[str, Any], locate: Locator, base: Path) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        locate: Locator,
+        base: Path,
+        *,
+        topology: Topology | None = None,
+        chain: tuple[Path, ...] = (),
+    ) -> None:
         self.data = data
         self.locate = locate
         self.base = base
-        self.topology = self._topology()
+        self.topology = topology if topology is not None else self._topology()
         self.roles = {h.name: h.role for h in self.topology.hosts}
         self.label = ""
         self.path: Path_ = []
+        self.chain = chain
 
     def fail(self, sub: Path_, message: str) -> LocatedError:
         return self.locate.error([*self.path, *sub], f"{self.label}: {message}")
@@ -227,7 +253,9 @@ class _Builder:
     def build(self) -> Scenario:
         data = self.data
         timing = data.get("timing", {})
-        steps = tuple(self._step(i, raw) for i, raw in enumerate(data["steps"]))
+        steps = tuple(
+            dataclasses.replace(step, number=n) for n, step in enumerate(self.steps(), start=1)
+        )
         return Scenario(
             name=data["name"],
             description=data["description"],
@@ -239,6 +267,55 @@ class _Builder:
             seed=data.get("seed"),
             timing=Timing(**timing),
         )
+
+    def steps(self) -> list[Step]:
+        """Every step in run order, included step files expanded in place."""
+        out: list[Step] = []
+        for index, raw in enumerate(self.data["steps"]):
+            if "include" in raw:
+                out += self._include(index, raw["include"])
+            else:
+                out.append(self._step(index, raw))
+        return out
+
+    def _include(self, index: int, name: str) -> list[Step]:
+        self.label = f"step {index + 1} (include)"
+        self.path = ["steps", index, "include"]
+        candidates = [self.base / name, SCENARIOS_DIR / name]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            looked = " and ".join(dict.fromkeys(str(p.parent) for p in candidates))
+            raise self.fail([], f"no step file {name!r} in {looked}")
+        resolved = found.resolve()
+        if resolved in self.chain:
+            raise self.fail([], f"{name!r} includes itself (through {len(self.chain)} files)")
+        if len(self.chain) >= MAX_INCLUDE_DEPTH:
+            raise self.fail([], f"step files nest more than {MAX_INCLUDE_DEPTH} deep")
+        source = str(found)
+        node, data = compose(
+            read_source(found, ScenarioError),
+            source,
+            ScenarioError,
+            "step file is empty; expected a mapping with steps",
+        )
+        locate = Locator(node, source, ScenarioError)
+        if isinstance(data, dict) and isinstance(data.get("steps"), list):
+            for i, step in enumerate(data["steps"]):
+                _check_step_shape(step, i, locate)
+        error = first_schema_error(data, fragment_schema())
+        if error is not None:
+            raise _schema_error(locate, data, *error)
+        child = _Builder(
+            data,
+            locate,
+            found.parent,
+            topology=self.topology,
+            chain=(*self.chain, resolved),
+        )
+        return [
+            dataclasses.replace(step, origin=found.name) if not step.origin else step
+            for step in child.steps()
+        ]
 
     def _step(self, index: int, raw: dict[str, Any]) -> Step:
         action = next(k for k in raw if k != "name")

@@ -50,10 +50,14 @@ class StepBase:
     number: int
     line: int
     name: str | None = None
+    #: the step file it came from through `include` ("" for the scenario's own steps)
+    origin: str = ""
 
     @property
     def title(self) -> str:
         label = f"step {self.number} ({self.action})"
+        if self.origin:
+            label += f" [{self.origin}:{self.line}]"
         return f"{label}: {self.name}" if self.name else label
 
 

@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSSTAMP := $(VENV)/.sysdeps
-# Debian packages the kernel backend and its tests use (installed only when root).
-DEBS := iproute2 nftables
+# Debian packages the kernel backend, the browser tests and report screenshots use
+# (installed only when root).
+DEBS := iproute2 nftables chromium
 
 .PHONY: install sysdeps run test lint fmt bench soak clean
 

@@ -13,6 +13,10 @@ peers first, then the other hosts, which use them), and then watches them:
   request";
 - a child that exits any other way while the lab runs is marked failed with
   its exit status; it is not restarted;
+- on request (`kill_host`, `start_host`, or `POST /api/v1/hosts/NAME/kill` and
+  `.../start` on the control API, for failover scenarios) a running child is
+  killed with SIGKILL and left "killed", and a killed, failed or stopped child
+  is started again;
 - on `request_stop()` (Ctrl-C, SIGTERM, `tplab down`) every child is stopped
   by its PID (SIGTERM, then SIGKILL after `stop_timeout_s`) and the world is
   torn down.
@@ -49,7 +53,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,7 +105,12 @@ LOG_TAIL_LINES = 15
 
 
 class SupervisorError(RuntimeError):
-    """The lab cannot start (or another lab holds the state dir); the message says why."""
+    """The lab cannot start (or another lab holds the state dir), or a request to kill or
+    start a host cannot be met; the message says why."""
+
+
+class UnknownHostError(SupervisorError):
+    """A request named a host the topology does not have."""
 
 
 class LabState(enum.Enum):
@@ -118,6 +127,7 @@ class ChildState(enum.Enum):
     UP = "up"
     RESTARTING = "restarting"
     FAILED = "failed"
+    KILLED = "killed"
     STOPPING = "stopping"
     STOPPED = "stopped"
 
@@ -212,6 +222,9 @@ class Child:
     started: str = ""
     proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    #: set by `Supervisor.kill_host` before it sends SIGKILL: the exit that follows is
+    #: the one asked for, not a failure
+    kill_requested: bool = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -281,6 +294,8 @@ class Supervisor:
             for host in topology.hosts
         }
         self._world: World | None = None
+        #: the `_supervise` task of each child started so far (the latest one per host)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stop = asyncio.Event()
         self._stopping = False
         self._lock_file: IO[str] | None = None
@@ -290,6 +305,82 @@ class Supervisor:
     def request_stop(self) -> None:
         """Stop every child and tear the world down (safe to call at any time, repeatedly)."""
         self._stop.set()
+
+    def host_state(self, name: str) -> str:
+        """The state of host `name` (a `ChildState` value); UnknownHostError if none."""
+        return self._child(name).state.value
+
+    async def kill_host(self, name: str) -> None:
+        """SIGKILL the process of host `name` and return once it is reaped; the host is
+        left "killed" (not failed, not restarted) until `start_host`. SupervisorError
+        when the lab or the host is not running."""
+        child = self._built_child(name)
+        self._check_lab_running()
+        proc = child.proc
+        task = self._tasks.get(name)
+        if (
+            proc is None
+            or proc.returncode is not None
+            or task is None
+            or child.kill_requested
+            or child.state not in (ChildState.STARTING, ChildState.RESTARTING, ChildState.UP)
+        ):
+            killing = child.kill_requested and child.state is not ChildState.KILLED
+            raise SupervisorError(
+                f"{name} is not running ({'being killed' if killing else child.state.value})"
+            )
+        child.kill_requested = True
+        self.on_event(f"{name}: killing pid {proc.pid} on request")
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        # `_supervise` reaps it, records the state and writes lab.json
+        done, _ = await asyncio.wait({task}, timeout=self.config.stop_timeout_s)
+        if not done:
+            raise SupervisorError(
+                f"{name} (pid {proc.pid}) was not reaped within "
+                f"{self.config.stop_timeout_s:g} s of SIGKILL"
+            )
+
+    async def start_host(self, name: str) -> None:
+        """Start the process of a killed, failed or stopped host `name` again and return
+        once it answers; SupervisorError when it cannot start (the failure and the end of
+        its log), is already running, or the lab is not running."""
+        child = self._built_child(name)
+        self._check_lab_running()
+        if child.state not in (ChildState.KILLED, ChildState.FAILED, ChildState.STOPPED):
+            raise SupervisorError(f"{name} is already running ({child.state.value})")
+        old = self._tasks.get(name)
+        if old is not None and not old.done():
+            # failed, but its process is still being ended (bounded by the stop timeout)
+            raise SupervisorError(
+                f"{name} is {child.state.value} but its process is still being stopped; "
+                "try again in a moment"
+            )
+        child.kill_requested = False
+        child.state = ChildState.STARTING
+        child.note = "started on request"
+        child.detail = ""
+        child.settled.clear()
+        self._write()
+        self.on_event(f"{name}: starting it on request")
+        task = asyncio.create_task(self._supervise(child))
+        self._tasks[name] = task
+        # `_supervise` bounds the start (start timeout, then the stop timeout to end a
+        # process that does not answer); the margin covers spawning
+        bound_s = self.config.start_timeout_s + 2 * self.config.stop_timeout_s + 10.0
+        settled = asyncio.ensure_future(child.settled.wait())
+        try:
+            await asyncio.wait(
+                {settled, task}, timeout=bound_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            settled.cancel()
+            await asyncio.gather(settled, return_exceptions=True)
+        if child.state is ChildState.UP:
+            return
+        if child.state is ChildState.FAILED:
+            raise SupervisorError(child.failure())
+        raise SupervisorError(f"{name} did not come up ({child.state.value})")
 
     def snapshot(self) -> dict[str, Any]:
         """What `lab.json` holds."""
@@ -367,7 +458,6 @@ class Supervisor:
             built = [child for child in self.children.values() if child.built]
             if self._stop.is_set():  # stopped while the world was starting
                 built = []
-            tasks: list[asyncio.Task[None]] = []
             try:
                 # the Conductor peers first (what an admin uses first, and what the VCS
                 # polls), then the hosts that use them: on two cores six processes
@@ -377,7 +467,8 @@ class Supervisor:
                         child.state is ChildState.FAILED for child in built
                     ):
                         break
-                    tasks += [asyncio.create_task(self._supervise(child)) for child in wave]
+                    for child in wave:
+                        self._tasks[child.name] = asyncio.create_task(self._supervise(child))
                     await self._wait_settled(wave)
                 failed = [child for child in built if child.state is ChildState.FAILED]
                 if failed:
@@ -395,13 +486,32 @@ class Supervisor:
             finally:
                 self.state = LabState.STOPPING
                 self._write()
-                await self._stop_children(built, tasks)
+                await self._stop_children(built, list(self._tasks.values()))
                 for child in built:
                     if child.pid is None and child.state is ChildState.STARTING:
                         child.state = ChildState.STOPPED
                         child.note = "not started: the lab stopped first"
                 self._write()
                 self.on_event("stopping the world")
+
+    def _child(self, name: str) -> Child:
+        child = self.children.get(name)
+        if child is None:
+            raise UnknownHostError(f"unknown host {name!r}; hosts: {', '.join(self.children)}")
+        return child
+
+    def _built_child(self, name: str) -> Child:
+        child = self._child(name)
+        if not child.built:
+            raise SupervisorError(
+                f"{name} has no process: its role {child.host.role} is not built yet"
+            )
+        return child
+
+    def _check_lab_running(self) -> None:
+        # before RUNNING the start-up waves own the children; once stopping, the stop does
+        if self.state is not LabState.RUNNING or self._stopping:
+            raise SupervisorError(f"the lab is not running ({self.state.value})")
 
     async def _wait_settled(self, children: list[Child]) -> None:
         """Until every child answered or failed once, or a stop is requested."""
@@ -438,7 +548,12 @@ class Supervisor:
         from netsim.control import make_app
 
         assert self._world is not None
-        runner = web.AppRunner(make_app(self._world), access_log=None)
+        app = make_app(self._world)
+        app[SUPERVISOR] = self
+        app.router.add_get("/api/v1/hosts", _get_hosts)
+        app.router.add_post("/api/v1/hosts/{name}/kill", _post_kill)
+        app.router.add_post("/api/v1/hosts/{name}/start", _post_start)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         host, port = self.config.control_host, self.config.control_port
@@ -539,6 +654,13 @@ class Supervisor:
                     if proc.returncode is None:
                         await asyncio.shield(self._terminate(proc))
                 child.exit_code = code
+                if child.kill_requested:
+                    # checked first: the exit asked for, whatever status the process had
+                    # reached (a restart request or a stop racing the SIGKILL)
+                    child.state = ChildState.KILLED
+                    child.note = "killed on request"
+                    self.on_event(f"{child.name}: killed on request ({describe_exit(code)})")
+                    return
                 if self._stopping:
                     child.state = ChildState.STOPPED
                     self.on_event(f"{child.name}: stopped ({describe_exit(code)})")
@@ -653,6 +775,45 @@ class Supervisor:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+# ---------------------------------------------- host routes of the control API
+#: the supervisor behind the control app (its host routes; the world's are netsim.control's)
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    """The control API's error shape (`netsim.control`): `{"error": "<message>"}`."""
+    return web.json_response({"error": message}, status=status)
+
+
+async def _get_hosts(request: web.Request) -> web.Response:
+    children = request.app[SUPERVISOR].children.values()
+    return web.json_response([child.to_dict() for child in children])
+
+
+async def _host_action(
+    request: web.Request, action: Callable[[Supervisor, str], Awaitable[None]]
+) -> web.Response:
+    """200 with the host after `action`; 404 for an unknown host, 409 for a host (or lab)
+    whose state does not allow it or a host that did not come up."""
+    supervisor = request.app[SUPERVISOR]
+    name = request.match_info["name"]
+    try:
+        await action(supervisor, name)
+    except UnknownHostError as exc:
+        return _json_error(404, str(exc))
+    except SupervisorError as exc:
+        return _json_error(409, str(exc))
+    return web.json_response(supervisor.children[name].to_dict())
+
+
+async def _post_kill(request: web.Request) -> web.Response:
+    return await _host_action(request, Supervisor.kill_host)
+
+
+async def _post_start(request: web.Request) -> web.Response:
+    return await _host_action(request, Supervisor.start_host)
 
 
 def _waves(children: list[Child]) -> list[list[Child]]:

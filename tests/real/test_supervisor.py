@@ -5,6 +5,10 @@ The lab is a topology of its own (two conductors and a VCS on 127.93.X.1-3, X dr
 per session), in a temporary state dir, with its control API on a free port, so it
 runs beside a live `make run` lab and other test sessions. Every test tears its lab
 down in `finally` and then signals, by PID, whatever lab.json still records as alive.
+The tests of `kill_host` / `start_host` also run a supervisor inside the test process
+(its lab has one more host, an MCU, whose role is taken out of `PROCESS_MODULES` to
+stand for a role with no process yet); their teardown stops it and signals only the
+children's PIDs.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +36,17 @@ from emulator.supervisor import (
     DEFAULT_USER,
     EXIT_RESTART,
     PEER_PORT,
+    PROCESS_MODULES,
+    LabConfig,
+    LabState,
+    Supervisor,
+    SupervisorError,
+    UnknownHostError,
     read_lab,
     same_process,
     signal_pids,
 )
+from netsim.topology import load_topology
 
 #: bound on every wait (generous: two shared cores, peers generate keys on first start)
 WAIT_S = 60.0
@@ -130,14 +141,7 @@ async def lab_dir() -> AsyncIterator[LabDir]:
     }
     with tempfile.TemporaryDirectory(prefix="tplab-sup-") as tmp:
         topology = Path(tmp) / "lab.yaml"
-        topology.write_text(
-            "version: 1\nname: sup-test\n"
-            "services:\n  conductor: [tcp/8443]\n  vcs: [tcp/8443]\nhosts:\n"
-            + "".join(
-                f"  - {{name: {name}, role: {name.split('-')[0]}, ip: {ip}}}\n"
-                for name, ip in ips.items()
-            )
-        )
+        topology.write_text(lab_topology_text(ips))
         lab = LabDir(Path(tmp) / "state", topology, ips, f"127.0.0.1:{free_port()}")
         try:
             yield lab
@@ -175,6 +179,29 @@ async def api(
 
 def hosts_by_name(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {host["host"]: host for host in status["hosts"]}
+
+
+async def answers(url: str) -> bool:
+    """True when the node at `url` answers GET /login with 200 (bounded)."""
+    timeout = aiohttp.ClientTimeout(total=10)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url + "login", ssl=False, allow_redirects=False) as response,
+        ):
+            return response.status == 200
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return False
+
+
+def lab_topology_text(ips: dict[str, str]) -> str:
+    return "version: 1\nname: sup-test\n" + (
+        "services:\n  conductor: [tcp/8443]\n  vcs: [tcp/8443]\nhosts:\n"
+        + "".join(
+            f"  - {{name: {name}, role: {name.split('-')[0]}, ip: {ip}}}\n"
+            for name, ip in ips.items()
+        )
+    )
 
 
 async def test_up_status_restart_down(lab_dir: LabDir) -> None:
@@ -337,3 +364,216 @@ async def test_down_after_the_supervisor_was_killed(lab_dir: LabDir) -> None:
     assert down.returncode == 0, down.stderr
     assert "is gone; stopping what it left" in down.stdout
     assert await wait_gone(children)
+
+
+@dataclass
+class InProcessLab:
+    """A supervisor running in the test's event loop, ready (its lab is running)."""
+
+    supervisor: Supervisor
+    run: asyncio.Task[None]
+    state_dir: Path
+    events: list[str]
+    #: every child (pid, start ticks) seen, for the teardown: lab.json keeps the latest only
+    seen: set[tuple[int, int | None]] = field(default_factory=set)
+
+    def host(self, name: str) -> dict[str, Any]:
+        host = hosts_by_name(self.supervisor.snapshot())[name]
+        if host["pid"]:
+            self.seen.add((host["pid"], host["pid_start"]))
+        return host
+
+
+@pytest.fixture
+async def in_process_lab(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[InProcessLab]:
+    # every role of the topology schema has a process now: drop one to get "not built yet"
+    monkeypatch.delitem(PROCESS_MODULES, "mcu")
+    ips = {
+        "conductor-a": f"127.93.{_X}.1",
+        "conductor-b": f"127.93.{_X}.2",
+        "vcs": f"127.93.{_X}.3",
+        "mcu": f"127.93.{_X}.4",
+    }
+    with tempfile.TemporaryDirectory(prefix="tplab-sup-") as tmp:
+        topology = Path(tmp) / "lab.yaml"
+        topology.write_text(lab_topology_text(ips))
+        state_dir = Path(tmp) / "state"
+        config = LabConfig(topology, state_dir, control_port=free_port())
+        events: list[str] = []
+        supervisor = Supervisor(config, load_topology(topology), on_event=events.append)
+        ready = asyncio.Event()
+        run = asyncio.create_task(supervisor.run(lambda _: ready.set()))
+        lab = InProcessLab(supervisor, run, state_dir, events)
+        try:
+            ready_wait = asyncio.ensure_future(ready.wait())
+            await asyncio.wait(
+                {ready_wait, run}, timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            ready_wait.cancel()
+            assert ready.is_set(), events
+            for name in ips:
+                lab.host(name)
+            yield lab
+        finally:
+            # never `tplab down` here: lab.json names this test process as the supervisor
+            supervisor.request_stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(run, WAIT_S)
+            recorded = (read_lab(state_dir) or {}).get("hosts", [])
+            pids = lab.seen | {(h["pid"], h["pid_start"]) for h in recorded if h["pid"]}
+            signal_pids(pids, signal.SIGKILL)
+            await wait_gone(list(pids))
+
+
+async def test_kill_and_start_a_peer_in_process(in_process_lab: InProcessLab) -> None:
+    """A killed peer is left "killed" (not failed, not restarted) while the rest of the
+    lab runs on; started again it answers with a new PID; stopping the lab afterwards
+    leaves no process."""
+    lab = in_process_lab
+    supervisor = lab.supervisor
+    killed = lab.host("conductor-b")
+    others = {name: lab.host(name) for name in ("conductor-a", "vcs")}
+
+    await supervisor.kill_host("conductor-b")
+    assert supervisor.host_state("conductor-b") == "killed"
+    host = lab.host("conductor-b")
+    assert (host["note"], host["exit_code"]) == ("killed on request", -signal.SIGKILL)
+    assert host["restarts"] == 0
+    assert not same_process(killed["pid"], killed["pid_start"])
+    assert not await answers(killed["url"])
+    assert supervisor.state is LabState.RUNNING
+    recorded = read_lab(lab.state_dir)
+    assert recorded is not None
+    assert recorded["state"] == "running"
+    assert hosts_by_name(recorded)["conductor-b"]["state"] == "killed"
+    for name, before in others.items():
+        assert supervisor.host_state(name) == "up"
+        assert lab.host(name)["pid"] == before["pid"]
+        assert same_process(before["pid"], before["pid_start"])
+        assert await answers(before["url"])
+
+    await supervisor.start_host("conductor-b")
+    assert supervisor.host_state("conductor-b") == "up"
+    host = lab.host("conductor-b")
+    assert host["pid"] != killed["pid"]
+    assert same_process(host["pid"], host["pid_start"])
+    assert host["note"] == "started on request"
+    assert await answers(host["url"])
+    recorded = read_lab(lab.state_dir)
+    assert recorded is not None
+    assert hosts_by_name(recorded)["conductor-b"]["state"] == "up"
+
+    supervisor.request_stop()
+    await asyncio.wait_for(lab.run, WAIT_S)
+    assert await wait_gone(list(lab.seen)), [p for p, s in lab.seen if same_process(p, s)]
+    assert len(lab.seen) == 4  # conductor-a, vcs and both processes of conductor-b
+    final = read_lab(lab.state_dir)
+    assert final is not None
+    assert final["state"] == "stopped"
+    assert {h["host"]: h["state"] for h in final["hosts"]} == {
+        "conductor-a": "stopped",
+        "conductor-b": "stopped",
+        "vcs": "stopped",
+        "mcu": "not built yet",
+    }
+
+
+async def test_kill_and_start_refusals_in_process(in_process_lab: InProcessLab) -> None:
+    """Unknown hosts, hosts with no process and hosts in the wrong state are refused
+    with a message that says which and why; nothing changes."""
+    supervisor = in_process_lab.supervisor
+    for call in (supervisor.kill_host, supervisor.start_host):
+        with pytest.raises(UnknownHostError, match=r"^unknown host 'nope'; hosts: conductor-a"):
+            await call("nope")
+        with pytest.raises(SupervisorError, match=r"^mcu has no process: .*not built yet$"):
+            await call("mcu")
+    with pytest.raises(UnknownHostError, match="unknown host 'nope'"):
+        supervisor.host_state("nope")
+    assert supervisor.host_state("mcu") == "not built yet"
+    with pytest.raises(SupervisorError, match=r"^vcs is already running \(up\)$"):
+        await supervisor.start_host("vcs")
+
+    await supervisor.kill_host("vcs")
+    with pytest.raises(SupervisorError, match=r"^vcs is not running \(killed\)$"):
+        await supervisor.kill_host("vcs")
+    assert supervisor.host_state("vcs") == "killed"
+    assert {name: supervisor.host_state(name) for name in ("conductor-a", "conductor-b")} == {
+        "conductor-a": "up",
+        "conductor-b": "up",
+    }
+
+
+async def test_control_api_kills_and_starts_hosts(lab_dir: LabDir) -> None:
+    """POST /api/v1/hosts/NAME/kill and .../start on the lab's control API (200 with the
+    host, 404 unknown host, 409 wrong state), GET /api/v1/hosts, `tplab status` showing
+    the killed host, and `tplab down` afterwards leaving no process."""
+    up = ["up", "-d", "--topology", str(lab_dir.topology), "--control", lab_dir.control]
+    result = await tplab(*up, *lab_dir.args())
+    assert result.returncode == 0, result.stderr + result.stdout
+    control = f"http://{lab_dir.control}/api/v1/hosts"
+    timeout = aiohttp.ClientTimeout(total=CLI_TIMEOUT_S)  # a start waits until it answers
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        code, listed = await api(session, "GET", control)
+        assert code == 200
+        assert [(h["host"], h["state"]) for h in listed] == [
+            ("conductor-a", "up"),
+            ("conductor-b", "up"),
+            ("vcs", "up"),
+        ]
+        before = {h["host"]: h for h in listed}
+        old = before["conductor-a"]
+
+        for action in ("kill", "start"):
+            code, body = await api(session, "POST", f"{control}/nope/{action}")
+            assert code == 404
+            assert body["error"].startswith("unknown host 'nope'")
+        code, body = await api(session, "GET", f"{control}/conductor-a/kill")
+        assert code == 405
+        assert set(body) == {"error"}
+
+        code, body = await api(session, "POST", f"{control}/conductor-a/kill")
+        assert code == 200, body
+        assert (body["host"], body["state"], body["note"]) == (
+            "conductor-a",
+            "killed",
+            "killed on request",
+        )
+        assert body["pid"] == old["pid"]
+        assert not same_process(old["pid"], old["pid_start"])
+        code, body = await api(session, "POST", f"{control}/conductor-a/kill")
+        assert (code, body) == (409, {"error": "conductor-a is not running (killed)"})
+
+        status = await lab_dir.status()
+        assert status["running"] is True
+        assert status["state"] == "running"
+        assert {h["host"]: h["state"] for h in status["hosts"]} == {
+            "conductor-a": "killed",
+            "conductor-b": "up",
+            "vcs": "up",
+        }
+        table = await tplab("status", *lab_dir.args())
+        assert table.returncode == 0, table.stderr
+        assert "killed" in table.stdout
+
+        code, body = await api(session, "POST", f"{control}/vcs/start")
+        assert (code, body) == (409, {"error": "vcs is already running (up)"})
+        code, body = await api(session, "POST", f"{control}/conductor-a/start")
+        assert code == 200, body
+        assert (body["state"], body["note"]) == ("up", "started on request")
+        assert body["pid"] != old["pid"]
+        assert same_process(body["pid"], body["pid_start"])
+        assert await answers(body["url"])
+        code, listed = await api(session, "GET", control)
+        assert code == 200
+        assert {h["host"]: h["state"] for h in listed} == dict.fromkeys(before, "up")
+        for name in ("conductor-b", "vcs"):
+            assert {h["host"]: h["pid"] for h in listed}[name] == before[name]["pid"]
+
+    pids = lab_dir.recorded_pids()
+    assert len(pids) == 4  # the supervisor, the new conductor-a, conductor-b and the VCS
+    down = await tplab("down", *lab_dir.args())
+    assert down.returncode == 0, down.stderr
+    assert await wait_gone(pids), [p for p, s in pids if same_process(p, s)]
+    final = read_lab(lab_dir.state_dir)
+    assert final is not None
+    assert {h["state"] for h in final["hosts"]} == {"stopped"}

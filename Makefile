@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 sysdeps: $(SYSSTAMP)
 
-$(SYSSTAMP):
+$(SYSSTAMP): Makefile
 	@mkdir -p $(VENV)
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -1408,6 +1408,86 @@ def list_scenarios(directory: Path | None) -> None:
         click.get_current_context().exit(EXIT_BAD_INPUT)
 
 
+@scenario.command("run")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--mode",
+    type=click.Choice(["sim", "real"]),
+    default="sim",
+    show_default=True,
+    help="sim: the simulated world, virtual time; real: one process per host",
+)
+@click.option("--seed", type=int, default=None, help="seed [default: the scenario's, else 0]")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="write trace.json and report.html into this directory",
+)
+@click.option(
+    "--subnet",
+    type=click.IntRange(1, 127),
+    default=None,
+    help="real mode: move the lab's addresses to 127.N.x.x (labs side by side)",
+)
+@click.option("-v", "--verbose", is_flag=True, help="also print status changes and alarms")
+def run_scenario_command(
+    file: Path, mode: str, seed: int | None, report_dir: Path | None, subnet: int | None,
+    verbose: bool,
+) -> None:  # fmt: skip
+    """Run a scenario; exit status 0 only when every step and expectation held."""
+    from emulator.scenario import ScenarioError, load_scenario
+    from emulator.scenario.console import StepConsole
+    from emulator.scenario.lab import LabError
+    from emulator.scenario.model import Mode
+    from emulator.scenario.runner import run_scenario
+
+    try:
+        loaded = load_scenario(file)
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from exc
+    chosen = Mode(mode)
+    if chosen not in loaded.modes:
+        raise CliError(
+            f"{file}: scenario {loaded.name} runs only in "
+            f"{', '.join(m.value for m in loaded.modes)} mode"
+        )
+    console = Console(stderr=False, highlight=False)
+    console.print(
+        f"[bold]{loaded.name}[/bold] ({chosen.value} mode, {len(loaded.steps)} steps): "
+        f"{loaded.description}"
+    )
+    started = time.monotonic()
+    try:
+        with StepConsole(console, len(loaded.steps), verbose=verbose) as live:
+            trace = run_scenario(
+                loaded,
+                chosen,
+                seed=seed,
+                second_octet=subnet,
+                listeners=[live],
+                on_lab_event=(lambda m: console.print(f"[dim]lab: {m}[/dim]")) if verbose else None,
+            )
+    except LabError as exc:
+        raise CliError(f"the lab did not start: {exc}") from exc
+    wall_s = time.monotonic() - started
+    result = trace.result
+    if report_dir is not None:
+        from emulator.scenario.report import write_report
+
+        trace.write(report_dir / "trace.json")
+        html = write_report(trace.to_dict(), report_dir)
+        console.print(f"report: {html}  trace: {report_dir / 'trace.json'}")
+    verdict = "[bold green]PASSED[/bold green]" if result.passed else "[bold red]FAILED[/bold red]"
+    console.print(
+        f"{verdict} {result.steps_passed}/{result.steps} steps, "
+        f"{result.duration_s:.1f} s of lab time in {wall_s:.1f} s"
+        + (f"\n{result.message}" if result.message else "")
+    )
+    click.get_current_context().exit(0 if result.passed else 1)
+
+
 @scenario.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files."""

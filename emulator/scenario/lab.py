@@ -111,7 +111,7 @@ class Lab(abc.ABC):
         Raises OSError, TimeoutError or aiohttp.ClientError when the host does not answer."""
         assert self.session is not None
         url = f"{scheme}://{self.topology.host(host).ip}:{port}{path}"
-        auth = {"Authorization": aiohttp.BasicAuth(user, password).encode()}
+        auth = {"Authorization": aiohttp.encode_basic_auth(user, password)}
         async with asyncio.timeout(timeout_s):
             async with self.session.request(
                 method, url, json=body, headers=auth, ssl=scheme != "https"

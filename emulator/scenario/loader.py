@@ -141,6 +141,29 @@ def parse_scenario(
     return _Builder(data, locate, base).build()
 
 
+def parse_steps(
+    steps: list[Any] | str,
+    topology: Topology,
+    *,
+    source: str = "<steps>",
+    base: Path = SCENARIOS_DIR,
+) -> tuple[Step, ...]:
+    """Steps outside a scenario file (a test's own, through the pytest plugin): a list of
+    step mappings, or the YAML text of a step file; the same checks and errors."""
+    import yaml
+
+    text = steps if isinstance(steps, str) else yaml.safe_dump({"steps": steps}, sort_keys=False)
+    node, data = compose(text, source, ScenarioError, "no steps; expected a mapping with steps")
+    locate = Locator(node, source, ScenarioError)
+    if isinstance(data, dict) and isinstance(data.get("steps"), list):
+        for index, step in enumerate(data["steps"]):
+            _check_step_shape(step, index, locate)
+    error = first_schema_error(data, fragment_schema())
+    if error is not None:
+        raise _schema_error(locate, data, *error)
+    return tuple(_Builder(data, locate, base, topology=topology).steps())
+
+
 def _step_label(data: Any, index: int) -> str:
     step = data["steps"][index] if isinstance(data, dict) else None
     action = next((k for k in step if k in ACTIONS), None) if isinstance(step, dict) else None

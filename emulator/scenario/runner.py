@@ -202,45 +202,67 @@ class Runner:
         self.samples = _Samples()
         self._sampler: asyncio.Task[None] | None = None
         self._host_states: dict[str, str] = {}
-        self._failed = False
+        self._started = 0.0
 
     # ================================================================= run
     async def run(self) -> Trace:
+        """Every step of the scenario, the loads awaited; the trace with its result."""
         result = self.trace.result
         result.steps = len(self.scenario.steps)
-        started = self.lab.now()
-        for host in self.lab.topology.hosts:
-            self._record_host_state(host.name)
         try:
-            await self._apply_timing()
+            await self.begin()
         except StepFailed as exc:
             result.message = f"setting up the scenario's timing: {exc}"
-            result.duration_s = self.lab.now() - started
+            result.duration_s = self.lab.now() - self._started
             return self.trace
-        self._sampler = asyncio.get_running_loop().create_task(self._sample_forever())
         try:
-            for step in self.scenario.steps:
-                if not await self._run_step(step):
-                    break
-                result.steps_passed += 1
-                failed = self._failed_load()
-                if failed is not None:
-                    self._fail_load(failed)
-                    break
-            else:
-                await self._finish_loads()
-                failed = self._failed_load()
-                if failed is not None:
-                    self._fail_load(failed)
+            if await self.run_steps(self.scenario.steps):
+                await self.settle_loads()
         finally:
-            await self._stop_loads()
-            if self._sampler is not None:
-                self._sampler.cancel()
-                await asyncio.gather(self._sampler, return_exceptions=True)
-            await self._sample_once()
-        result.passed = result.failed_step is None and result.steps_passed == result.steps
-        result.duration_s = self.lab.now() - started
+            await self.end()
         return self.trace
+
+    async def begin(self) -> None:
+        """Record the hosts' states, apply the timing overrides, start sampling."""
+        self._started = self.lab.now()
+        for host in self.lab.topology.hosts:
+            self._record_host_state(host.name)
+        await self._apply_timing()
+        self._sampler = asyncio.get_running_loop().create_task(self._sample_forever())
+
+    async def run_steps(self, steps: Iterable[Step]) -> bool:
+        """Run `steps` in order until one fails (or a load's expectation failed); whether
+        every one passed."""
+        for step in steps:
+            if not await self._run_step(step):
+                return False
+            self.trace.result.steps_passed += 1
+            failed = self._failed_load()
+            if failed is not None:
+                self._fail_load(failed)
+                return False
+        return True
+
+    async def settle_loads(self) -> bool:
+        """Wait for every load started so far; whether their expectations held."""
+        await self._finish_loads()
+        failed = self._failed_load()
+        if failed is not None:
+            self._fail_load(failed)
+            return False
+        return True
+
+    async def end(self) -> None:
+        """Stop loads still running and the sampler, take a last sample, set the result."""
+        await self._stop_loads()
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+            self._sampler = None
+        await self._sample_once()
+        result = self.trace.result
+        result.passed = result.failed_step is None and result.steps_passed == result.steps
+        result.duration_s = self.lab.now() - self._started
 
     async def _run_step(self, step: Step) -> bool:
         self.trace.record(

@@ -113,14 +113,22 @@ class Lab(abc.ABC):
         url = f"{scheme}://{self.topology.host(host).ip}:{port}{path}"
         auth = {"Authorization": aiohttp.encode_basic_auth(user, password)}
         async with asyncio.timeout(timeout_s):
-            async with self.session.request(
-                method, url, json=body, headers=auth, ssl=scheme != "https"
-            ) as response:
+            for attempt in (1, 2):
                 try:
-                    answer = await response.json(content_type=None)
-                except ValueError:
-                    answer = None
-                return response.status, answer
+                    async with self.session.request(
+                        method, url, json=body, headers=auth, ssl=scheme != "https"
+                    ) as response:
+                        try:
+                            answer = await response.json(content_type=None)
+                        except ValueError:
+                            answer = None
+                        return response.status, answer
+                except aiohttp.ServerDisconnectedError:
+                    # a kept-alive connection the host closed (it restarted): the request
+                    # never reached it, so it is sent once more on a new connection
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
 
     @abc.abstractmethod
     async def kill(self, host: str) -> None: ...
@@ -370,7 +378,7 @@ class RealLab(Lab):
         self._supervisor_task = asyncio.get_running_loop().create_task(supervise())
         await ready
         self._control = ControlClient(self._supervisor.control_url)
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+        self.session = aiohttp.ClientSession()
 
     async def _host_call(self, verb: str, host: str) -> None:
         from emulator.supervisor import SupervisorError

@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -447,7 +448,16 @@ class Runner:
         self.trace.record("fault_ended", fault=f"host {step.host}")
         return "up"
 
+    def _resolved(self, condition: Condition) -> Condition:
+        """The condition with `${ip:HOST}` filled in with the lab's addresses."""
+        value = condition.value
+        if isinstance(value, str):
+            value = resolve_placeholders(value, self.lab.topology)
+        text = resolve_placeholders(condition.text, self.lab.topology)
+        return dataclasses.replace(condition, value=value, text=text)
+
     async def _do_wait(self, step: Wait) -> str:
+        step = dataclasses.replace(step, until=self._resolved(step.until))
         deadline = self.lab.now() + step.within_s
         started = self.lab.now()
         last = "not read yet"
@@ -458,8 +468,11 @@ class Runner:
                 last = str(exc)
             else:
                 if compare(step.until.op, observed, step.until.value):
-                    return f"held after {self.lab.now() - started:.1f} s (observed {observed!r})"
-                last = f"{step.until.probe} is {observed!r}"
+                    return (
+                        f"held after {self.lab.now() - started:.1f} s "
+                        f"(observed {_short(repr(observed))})"
+                    )
+                last = f"{step.until.probe} is {_short(repr(observed))}"
             if self.lab.now() >= deadline:
                 raise StepFailed(
                     f"{step.until} not reached within {step.within_s:g} s; "
@@ -468,6 +481,7 @@ class Runner:
             await asyncio.sleep(min(self.poll_s, max(0.0, deadline - self.lab.now())))
 
     async def _do_expect(self, step: Expect) -> str:
+        step = dataclasses.replace(step, condition=self._resolved(step.condition))
         try:
             observed = await self.probe(step.condition)
         except ProbeError as exc:
@@ -485,13 +499,18 @@ class Runner:
             number=step.number,
             condition=str(step.condition),
             held=held,
-            observed=observed if isinstance(observed, str | int | float | bool) else str(observed),
+            observed=(
+                observed
+                if isinstance(observed, int | float | bool)
+                else _short(observed if isinstance(observed, str) else str(observed))
+            ),
         )
         if not held:
             raise StepFailed(
-                f"{step.condition} does not hold: {step.condition.probe} is {observed!r}"
+                f"{step.condition} does not hold: {step.condition.probe} is "
+                f"{_short(repr(observed))}"
             )
-        return f"holds ({observed!r})"
+        return f"holds ({_short(repr(observed))})"
 
     async def _do_impair(self, step: Impair) -> str:
         await self.lab.impair(step.src, step.dst, both=step.both, changes=dict(step.changes))

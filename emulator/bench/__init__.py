@@ -149,13 +149,14 @@ def bench_group(name: str, description: str) -> Callable[[GroupFn], GroupFn]:
 
 def load_groups() -> dict[str, BenchGroup]:
     """Import the modules that register groups (kept lazy so importing this package is cheap)."""
-    from emulator.bench import (  # noqa: F401  (register "bridges", "channel", "cluster", "lab", "netsim", "policy")
+    from emulator.bench import (  # noqa: F401  (register "bridges", "channel", "cluster", "lab", "netsim", "policy", "scenarios")
         bridge_bench,
         channel_bench,
         cluster_bench,
         lab_bench,
         netsim_bench,
         policy_bench,
+        scenario_bench,
     )
 
     return GROUPS

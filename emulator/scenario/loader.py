@@ -152,7 +152,15 @@ def parse_steps(
     step mappings, or the YAML text of a step file; the same checks and errors."""
     import yaml
 
-    text = steps if isinstance(steps, str) else yaml.safe_dump({"steps": steps}, sort_keys=False)
+    class _Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:  # the same step object twice is fine
+            return True
+
+    text = (
+        steps
+        if isinstance(steps, str)
+        else yaml.dump({"steps": steps}, Dumper=_Dumper, sort_keys=False)
+    )
     node, data = compose(text, source, ScenarioError, "no steps; expected a mapping with steps")
     locate = Locator(node, source, ScenarioError)
     if isinstance(data, dict) and isinstance(data.get("steps"), list):

@@ -380,9 +380,11 @@ class Runner:
         else:
             if role == "vcs" and step.page.startswith("policy-services/"):
                 values = self._with_vcs_timing(values)
-            found, _ = await self.call(step.host, "GET", target.item_path)
+            found, current = await self.call(step.host, "GET", target.item_path)
             if found == 200:
                 method, path = "PUT", target.item_path
+                if role == "vcs":
+                    values = self._merged(current, values, step.page)
                 status, answer = await self.call(step.host, method, path, values)
             else:
                 method, path = "POST", target.path
@@ -406,6 +408,20 @@ class Runner:
                 self.known_passwords.append(new)
         pending = answer.get("pending") if isinstance(answer, dict) else None
         return f"saved; restart required for {', '.join(pending)}" if pending else "saved"
+
+    @staticmethod
+    def _merged(current: Any, values: dict[str, Any], page: str) -> dict[str, Any]:
+        """The VCS saves an object whole: the fields not given keep their current values.
+        Its password is write-only (never read back), so a change must give it again."""
+        if not isinstance(current, dict):
+            return values
+        if current.get("password_set") and "password" not in values:
+            raise StepFailed(
+                f"{page}: the VCS saves it whole and never shows its password: "
+                "give password in values too"
+            )
+        kept = {k: v for k, v in current.items() if k != "password_set"}
+        return {**kept, **values}
 
     def _with_vcs_timing(self, values: dict[str, Any]) -> dict[str, Any]:
         timing = self.scenario.timing

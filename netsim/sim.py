@@ -76,6 +76,8 @@ class _VirtualSelector:
             )
         if timeout > 0:
             self._loop._advance_to_next_timer()
+        else:
+            self._loop._advance_to_due_timer()
         return []
 
     def close(self) -> None:
@@ -97,6 +99,17 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         scheduled: list[asyncio.TimerHandle] = self._scheduled  # type: ignore[attr-defined]
         if scheduled:
             self._now = max(self._now, scheduled[0].when())
+
+    def _advance_to_due_timer(self) -> None:
+        """asyncio runs a timer due within its clock resolution (1 ns) without waiting, so
+        time must reach it too: a task that sleeps until a deadline 1e-14 s away and then
+        checks `now >= deadline` would otherwise wake, find it false, and sleep again for
+        ever without time moving (seen in the VCS's poller after an hour of virtual time)."""
+        scheduled: list[asyncio.TimerHandle] = self._scheduled  # type: ignore[attr-defined]
+        if scheduled:
+            when = scheduled[0].when()
+            if when < self._now + self._clock_resolution:  # type: ignore[attr-defined]
+                self._now = max(self._now, when)
 
     def _process_events(self, event_list: list[Any]) -> None:
         return None

@@ -54,6 +54,37 @@ def test_virtual_time_jumps_to_the_next_timer(sim: SimWorld) -> None:
     assert sim.run(nap()) == 3600.0
 
 
+def test_a_deadline_a_rounding_error_away_is_reached(sim: SimWorld) -> None:
+    """A task sleeping until a deadline 1 ulp ahead (asyncio runs such a timer at once,
+    within its clock resolution) sees time reach the deadline, even while another task
+    keeps the loop busy; before, it woke with `now < deadline` for ever."""
+
+    async def until(deadline: float) -> float:
+        loop = asyncio.get_running_loop()
+        for _ in range(1000):
+            if loop.time() >= deadline:
+                return loop.time()
+            await asyncio.sleep(deadline - loop.time())
+        raise AssertionError(f"time stuck at {loop.time()!r}, short of {deadline!r}")
+
+    async def busy(stop: asyncio.Event) -> None:
+        for _ in range(100_000):  # ready callbacks at every turn of the loop
+            if stop.is_set():
+                return
+            await asyncio.sleep(0)
+
+    async def scenario() -> float:
+        await asyncio.sleep(124.49999999999999)
+        stop = asyncio.Event()
+        spinner = asyncio.ensure_future(busy(stop))
+        reached = await until(124.5)
+        stop.set()
+        await spinner
+        return reached
+
+    assert sim.run(scenario()) == 124.5
+
+
 def test_idle_world_with_nothing_pending_is_reported(sim: SimWorld) -> None:
     async def wait_forever() -> None:
         await asyncio.get_running_loop().create_future()

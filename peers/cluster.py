@@ -208,7 +208,7 @@ class ClusterService:
             if isinstance(event, PayloadReceived):
                 self._payload(event.peer_ip, event.payload, now)
             elif isinstance(event, Established):
-                self.views[event.peer_ip].channel_failure = None
+                self.views[event.peer_ip].channel_established(now)
                 self.node.store.log_event("cluster_peer_connected", peer=event.peer_ip)
             elif isinstance(event, Failed):
                 view = self.views.get(event.peer_ip)
@@ -356,14 +356,14 @@ class ClusterService:
 
     # -------------------------------------------------------------- queries
     def facts(self) -> LocalFacts:
-        settings = self.node.store.settings()
-        pending = self.node.store.pending()
+        store = self.node.store
+        pending = store.pending()
         return LocalFacts(
             ip=self.ip,
-            host_name=settings["dns.host_name"],
+            host_name=store.get("dns.host_name"),
             version=self.node.software_version,
-            licensed=bool(settings["options.release_key"]),
-            capacity=settings["options.capacity"],
+            licensed=bool(store.get("options.release_key")),
+            capacity=store.get("options.capacity"),
             ntp_synchronized=self.node.ntp_state() == "Synchronized",
             peers=self.peer_list,
             restart_pending=any(k.startswith("clustering.") for k in pending),

@@ -206,7 +206,6 @@ class PeerNode:
         return "Synchronized" if self.store.get("time.ntp_servers") else "Not synchronized"
 
     def refresh_alarms(self) -> None:
-        settings = self.store.settings()
         wanted: list[tuple[int, str, str]] = []
         for name in self.store.default_passwords():
             code = 40009 if name == "admin" else 40010
@@ -229,9 +228,9 @@ class PeerNode:
             )
         if self.cluster is not None:
             wanted.extend(self.cluster.alarms())
-        if not settings["dns.servers"]:
+        if not self.store.get("dns.servers"):
             wanted.append((25010, "", "No DNS server is configured (System > DNS)"))
-        if not settings["time.ntp_servers"]:
+        if not self.store.get("time.ntp_servers"):
             wanted.append((25002, "", "No NTP server is configured (System > Time)"))
         self.store.set_alarms(wanted)
         self.publish_status()

@@ -162,11 +162,20 @@ class PeerView:
     channel_failure: str | None = None  # from the secure channel: "key_mismatch", ...
     rtt_ms: deque[float] = field(default_factory=lambda: deque(maxlen=RTT_SAMPLES))
     clock_offset_s: float | None = None
+    #: when the secure channel to the peer was last established: a HELLO made before
+    #: then waited for the handshake, so its echo measures the handshake, not the path
+    channel_up_at: float | None = None
+
+    def channel_established(self, now: float) -> None:
+        self.channel_failure = None
+        self.channel_up_at = now
 
     def received(self, hello: Hello, now: float, my_wall_ms: int) -> None:
         self.last, self.last_at, self.channel_failure = hello, now, None
-        if hello.echo_sent_at is not None and hello.echo_sent_at <= now:
-            rtt_s = now - hello.echo_sent_at - max(0.0, hello.echo_hold_s)
+        echo = hello.echo_sent_at
+        fresh = echo is not None and (self.channel_up_at is None or echo >= self.channel_up_at)
+        if echo is not None and fresh and echo <= now:
+            rtt_s = now - echo - max(0.0, hello.echo_hold_s)
             if rtt_s >= 0:
                 self.rtt_ms.append(rtt_s * 1000.0)
         one_way_s = (statistics.median(self.rtt_ms) / 2000.0) if self.rtt_ms else 0.0

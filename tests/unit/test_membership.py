@@ -104,6 +104,18 @@ def test_round_trip_over_30_ms_raises_an_alarm_g_r5() -> None:
     assert [a[0] for a in cluster_alarms(ME, [view], 40.1)] == [20031]
 
 
+def test_a_hello_that_waited_for_the_handshake_is_not_a_round_trip_sample_g_r5() -> None:
+    """A HELLO made before the channel was (re)established waited for the handshake
+    (a peer that just restarted): its echo is no measure of the path, so no false 20031."""
+    view = PeerView("127.1.2.32")
+    view.channel_established(11.0)
+    view.received(hello(echo_sent_at=10.0, echo_hold_s=0.001), 11.2, 1_000_000)
+    assert view.rtt_median_ms is None
+    assert cluster_alarms(ME, [view], 11.3) == []
+    view.received(hello(echo_sent_at=12.0, echo_hold_s=0.001), 12.003, 1_000_000)
+    assert view.rtt_median_ms == pytest.approx(2.0)
+
+
 def test_clock_offset_and_unsynchronised_ntp_raise_alarms_g_r3() -> None:
     skewed = view_after(hello(wall_ms=1_000_000 + int((CLOCK_SKEW_LIMIT_S + 1) * 1000)))
     assert [a[0] for a in cluster_alarms(ME, [skewed], 10.0)] == [20032]

@@ -713,7 +713,8 @@ class ConfigStore:
 
     # ----------------------------------------------------------------- logs
     def log_event(self, event_name: str, *, level: str = "info", **detail: Any) -> None:
-        with self._write() as s:
+        # the event log is read by nothing cached: appending to it leaves the caches be
+        with self._session.begin() as s:
             s.add(EventRow.new(self._now(), event_name, level, detail))
 
     def events(self, limit: int = 200) -> list[dict[str, Any]]:

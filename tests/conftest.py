@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("dev", max_examples=100, deadline=None)
@@ -12,3 +13,22 @@ settings.register_profile(
     "soak", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+#: the longest test files, started first: `make test` hands whole files to its two
+#: workers in collection order, so a long file collected last would run alone at the end
+LONG_FILES_FIRST = (
+    "tests/real/test_shipped_scenarios_real.py",
+    "tests/sim/test_cluster_state_machine.py",
+    "tests/real/test_peer_api_fuzz.py",
+    "tests/real/test_conference_processes.py",
+    "tests/real/test_cluster_processes.py",
+    "tests/sim/test_shipped_scenarios.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONG_FILES_FIRST.index(path) if path in LONG_FILES_FIRST else len(LONG_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each file and of the rest is kept

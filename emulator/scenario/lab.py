@@ -11,8 +11,8 @@ world's impairments (`impair`, `partition`, `heal`, `clock`, `firewall_add`).
   runner's requests come from outside the topology (never impaired).
 - `RealLab` runs a `Supervisor` (one real process per host, the proxy backend)
   in this process and drives it only through public interfaces: the nodes'
-  HTTPS APIs, the world's REST control API (`netsim.control.ControlClient`) and
-  the supervisor's host kill/start.
+  HTTPS APIs and the lab's REST control API (`netsim.control.ControlClient`:
+  impairments, and the supervisor's `POST /api/v1/hosts/NAME/kill|start`).
 
 `Lab.run(coro)` runs a coroutine to completion in the lab's loop: in sim mode
 the virtual-time loop (time moves only while it runs); in real mode a loop on
@@ -262,28 +262,37 @@ class SimLab(Lab):
     def restarts(self, host: str) -> int:
         return self._restarts.get(host, 0)
 
+    def _world(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One change of the world; its refusal becomes a LabError with its message."""
+        from netsim.core.impairments import ImpairmentError
+
+        try:
+            return getattr(self.sim.world, method)(*args, **kwargs)
+        except (ImpairmentError, KeyError, ValueError) as exc:
+            raise LabError(str(exc)) from exc
+
     async def impair(self, src: str, dst: str, *, both: bool, changes: Mapping[str, Any]) -> None:
-        self.sim.world.impair(src, dst, both=both, **changes)
+        self._world("impair", src, dst, both=both, **changes)
 
     async def partition(self, groups: Iterable[Iterable[str]]) -> None:
-        self.sim.world.partition(*groups)
+        self._world("partition", *groups)
 
     async def heal(self) -> None:
-        self.sim.world.heal()
+        self._world("heal")
 
     async def clock(self, host: str, offset_s: float) -> None:
-        self.sim.world.set_clock_offset(host, offset_s)
+        self._world("set_clock_offset", host, offset_s)
 
     async def firewall_add(
         self, proto: str, lo: int, hi: int, verdict: str, src: str | None, dst: str | None
     ) -> int:
-        rule = self.sim.world.firewall_add(
-            proto, (lo, hi), action=verdict, src=src or "*", dst=dst or "*"
+        rule = self._world(
+            "firewall_add", proto, (lo, hi), action=verdict, src=src or "*", dst=dst or "*"
         )
-        return rule.id
+        return int(rule.id)
 
     async def firewall_remove(self, rule_id: int) -> None:
-        self.sim.world.firewall_remove(rule_id)
+        self._world("firewall_remove", rule_id)
 
     def close(self) -> None:
         if self._closed:
@@ -380,19 +389,20 @@ class RealLab(Lab):
         self._control = ControlClient(self._supervisor.control_url)
         self.session = aiohttp.ClientSession()
 
-    async def _host_call(self, verb: str, host: str) -> None:
-        from emulator.supervisor import SupervisorError
+    async def _world(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One call of the control API; its refusal becomes a LabError with its message."""
+        from netsim.control import ControlError
 
         try:
-            await getattr(self._supervisor, f"{verb}_host")(host)
-        except SupervisorError as exc:
-            raise LabError(str(exc)) from exc
+            return await getattr(self._control, method)(*args, **kwargs)
+        except ControlError as exc:
+            raise LabError(exc.message) from exc
 
     async def kill(self, host: str) -> None:
-        await self._host_call("kill", host)
+        await self._world("request", "POST", f"/api/v1/hosts/{host}/kill")
 
     async def start(self, host: str) -> None:
-        await self._host_call("start", host)
+        await self._world("request", "POST", f"/api/v1/hosts/{host}/start")
 
     def host_state(self, host: str) -> str:
         state: str = self._supervisor.host_state(host)
@@ -403,27 +413,27 @@ class RealLab(Lab):
         return count
 
     async def impair(self, src: str, dst: str, *, both: bool, changes: Mapping[str, Any]) -> None:
-        await self._control.impair(src, dst, both=both, **changes)
+        await self._world("impair", src, dst, both=both, **changes)
 
     async def partition(self, groups: Iterable[Iterable[str]]) -> None:
-        await self._control.partition(*[list(g) for g in groups])
+        await self._world("partition", *[list(g) for g in groups])
 
     async def heal(self) -> None:
-        await self._control.heal()
+        await self._world("heal")
 
     async def clock(self, host: str, offset_s: float) -> None:
-        await self._control.set_clock_offset(host, offset_s)
+        await self._world("set_clock_offset", host, offset_s)
 
     async def firewall_add(
         self, proto: str, lo: int, hi: int, verdict: str, src: str | None, dst: str | None
     ) -> int:
-        rule = await self._control.firewall_add(
-            proto, f"{lo}-{hi}", action=verdict, src=src or "*", dst=dst or "*"
+        rule = await self._world(
+            "firewall_add", proto, f"{lo}-{hi}", action=verdict, src=src or "*", dst=dst or "*"
         )
         return int(rule["id"])
 
     async def firewall_remove(self, rule_id: int) -> None:
-        await self._control.firewall_remove(rule_id)
+        await self._world("firewall_remove", rule_id)
 
     def close(self) -> None:
         if self._closed:

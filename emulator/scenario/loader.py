@@ -128,17 +128,26 @@ def parse_scenario(
 ) -> Scenario:
     """`base`: the directory the topology path is relative to (the shipped scenarios/
     directory is tried next)."""
-    node, data = compose(
-        text, source, ScenarioError, "file is empty; expected a mapping with version and steps"
+    data, locate = _checked(
+        text, source, scenario_schema(), "file is empty; expected a mapping with version and steps"
     )
+    return _Builder(data, locate, base).build()
+
+
+def _checked(
+    text: str | bytes, source: str, schema: dict[str, Any], empty: str
+) -> tuple[Any, Locator]:
+    """A YAML document checked step by step (one action each) and against `schema`;
+    the document and its locator, or a ScenarioError at the first problem."""
+    node, data = compose(text, source, ScenarioError, empty)
     locate = Locator(node, source, ScenarioError)
     if isinstance(data, dict) and isinstance(data.get("steps"), list):
         for index, step in enumerate(data["steps"]):
             _check_step_shape(step, index, locate)
-    found = first_schema_error(data, scenario_schema())
+    found = first_schema_error(data, schema)
     if found is not None:
         raise _schema_error(locate, data, *found)
-    return _Builder(data, locate, base).build()
+    return data, locate
 
 
 def parse_steps(
@@ -161,14 +170,9 @@ def parse_steps(
         if isinstance(steps, str)
         else yaml.dump({"steps": steps}, Dumper=_Dumper, sort_keys=False)
     )
-    node, data = compose(text, source, ScenarioError, "no steps; expected a mapping with steps")
-    locate = Locator(node, source, ScenarioError)
-    if isinstance(data, dict) and isinstance(data.get("steps"), list):
-        for index, step in enumerate(data["steps"]):
-            _check_step_shape(step, index, locate)
-    error = first_schema_error(data, fragment_schema())
-    if error is not None:
-        raise _schema_error(locate, data, *error)
+    data, locate = _checked(
+        text, source, fragment_schema(), "no steps; expected a mapping with steps"
+    )
     return tuple(_Builder(data, locate, base, topology=topology).steps())
 
 
@@ -322,20 +326,12 @@ class _Builder:
             raise self.fail([], f"{name!r} includes itself (through {len(self.chain)} files)")
         if len(self.chain) >= MAX_INCLUDE_DEPTH:
             raise self.fail([], f"step files nest more than {MAX_INCLUDE_DEPTH} deep")
-        source = str(found)
-        node, data = compose(
+        data, locate = _checked(
             read_source(found, ScenarioError),
-            source,
-            ScenarioError,
+            str(found),
+            fragment_schema(),
             "step file is empty; expected a mapping with steps",
         )
-        locate = Locator(node, source, ScenarioError)
-        if isinstance(data, dict) and isinstance(data.get("steps"), list):
-            for i, step in enumerate(data["steps"]):
-                _check_step_shape(step, i, locate)
-        error = first_schema_error(data, fragment_schema())
-        if error is not None:
-            raise _schema_error(locate, data, *error)
         child = _Builder(
             data,
             locate,

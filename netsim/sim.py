@@ -168,6 +168,8 @@ class SimTransport(asyncio.Transport):
         self._paused = paused
         self._inbox: deque[bytes | object] = deque()
         self._blocked: deque[bytes | object] = deque()
+        #: sent by the peer, not yet arrived, oldest first
+        self._in_flight: deque[bytes | object] = deque()
 
     # -- asyncio.Transport
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -256,7 +258,11 @@ class SimTransport(asyncio.Transport):
             return False
         peer = self.peer
         if peer is not None:
-            self._sim.loop.call_at(at, peer._arrive, item)
+            # a stream is in order: each timer delivers the oldest item in flight, as
+            # asyncio runs timers due at the same time in no particular order (a TLS
+            # record arriving before the one sent ahead of it fails its MAC)
+            peer._in_flight.append(item)
+            self._sim.loop.call_at(at, peer._arrive_next)
         return True
 
     def _flush_blocked(self) -> None:
@@ -265,6 +271,9 @@ class SimTransport(asyncio.Transport):
                 self._sim.on_next_change(self._flush_blocked)
                 return
             self._blocked.popleft()
+
+    def _arrive_next(self) -> None:
+        self._arrive(self._in_flight.popleft())
 
     def _arrive(self, item: bytes | object) -> None:
         # a real transport stops reading when it is closed, before connection_lost

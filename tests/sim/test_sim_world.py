@@ -235,6 +235,31 @@ def test_streams_stall_while_partitioned_and_resume_after_heal(sim: SimWorld) ->
     assert received == [b"held"]
 
 
+def test_stream_writes_arrive_in_order_even_when_due_at_the_same_time(sim: SimWorld) -> None:
+    """Many writes in one tick, with a timer pending before them: asyncio runs timers
+    due at the same time in no particular order, a stream must not (TLS records)."""
+    received: list[bytes] = []
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.append(data)
+
+    async def scenario() -> None:
+        server = await sim.runtime("b").network.create_server(Sink, 9001)
+        transport, _ = await sim.runtime("a").network.create_connection(
+            asyncio.Protocol, "127.50.0.2", 9001
+        )
+        asyncio.get_running_loop().call_later(0.5, lambda: None)
+        for i in range(50):
+            transport.write(b"%d," % i)  # type: ignore[attr-defined]
+        await asyncio.sleep(1)
+        transport.close()
+        server.close()
+
+    sim.run(scenario())
+    assert b"".join(received) == b"".join(b"%d," % i for i in range(50))
+
+
 def test_connection_attempts_refused_rejected_and_timed_out(sim: SimWorld) -> None:
     async def attempt() -> BaseException | None:
         try:

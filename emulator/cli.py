@@ -1496,6 +1496,64 @@ def schema() -> None:
     click.echo(json.dumps(scenario_schema(), indent=2))
 
 
+# ---------------------------------------------------------------- images
+@cli.group(cls=TplabGroup)
+def image() -> None:
+    """TelePresence Conductor software images (Maintenance > Upgrade on a peer)."""
+
+
+@image.command("build")
+@click.option("--version", "version", required=True, help="software version, e.g. XC3.1")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="directory to write the image into (made if missing)",
+)
+@click.option("--notes", help="release notes carried in the image (default: a short text)")
+def image_build(version: str, out_dir: Path, notes: str | None) -> None:
+    """Build and sign a software image and print its path.
+
+    Upload it on a peer's Maintenance > Upgrade page, or send its bytes as the body of
+    POST /api/v1/maintenance/upgrade; the peer restarts on VERSION.
+    """
+    from emulator.image import write_image
+    from peers.core.image import ImageError
+
+    try:
+        path = write_image(version, out_dir, built=datetime.now(UTC), notes=notes)
+    except ImageError as exc:
+        raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliFailure(f"cannot write the image into {out_dir}: {exc.strerror or exc}") from exc
+    click.echo(str(path))
+
+
+@image.command("show")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def image_show(file: Path) -> None:
+    """Check a software image as a peer would and print its manifest (exit 2 if refused)."""
+    from peers.core.image import MAX_IMAGE_BYTES, ImageError, verify_image
+    from peers.software import trusted_key
+
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise CliError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    try:
+        checked = verify_image(data, trusted_key())
+    except ImageError as exc:
+        raise CliError(f"{file}: {exc}") from exc
+    click.echo(
+        f"{file}: {checked.product} {checked.version}, built "
+        f"{checked.built.isoformat(timespec='seconds')}, payload {len(checked.payload)} bytes "
+        f"(SHA-256 {checked.payload_sha256}), signed with the release key"
+    )
+
+
 def main() -> None:
     """Entry point of the `tplab` script."""
     cli()

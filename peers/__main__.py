@@ -33,7 +33,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite)")
-    parser.add_argument("--software-version", default=SOFTWARE_VERSION)
+    parser.add_argument(
+        "--software-version",
+        default=None,
+        help="run as this version (default: the image Maintenance > Upgrade installed, "
+        f"else {SOFTWARE_VERSION})",
+    )
     return parser.parse_args(argv)
 
 

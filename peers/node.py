@@ -23,9 +23,11 @@ from netsim.api import Runtime
 from netsim.certs import make_certificates, server_ssl_context
 from netsim.http import NetsimSite
 from peers.conferences import ConferenceService
+from peers.core.image import ImageError
 from peers.core.replication import Entry
 from peers.policy import PolicyService
 from peers.rules import PEER_KEYS
+from peers.software import Installed, load_installed
 from peers.store import ConfigStore, SaveOutcome
 
 if TYPE_CHECKING:
@@ -47,11 +49,22 @@ class PeerNode:
         runtime: Runtime,
         *,
         port: int = DEFAULT_PORT,
-        software_version: str = SOFTWARE_VERSION,
+        software_version: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.port = port
-        self.software_version = software_version
+        #: the image Maintenance > Upgrade installed (None: the factory software); an
+        #: explicit `software_version` (tests, `--software-version`) wins over it (G-R1)
+        self.installed_software: Installed | None = None
+        self._software_problem = ""
+        try:
+            self.installed_software = load_installed(runtime.data_dir)
+        except ImageError as exc:
+            self._software_problem = str(exc)
+        installed = self.installed_software
+        self.software_version = software_version or (
+            installed.version if installed is not None else SOFTWARE_VERSION
+        )
         self.store = ConfigStore(runtime.database_url, wall=runtime.clock.wall, rng=runtime.rng)
         self._done: asyncio.Future[Outcome] | None = None
         self._runner: web.AppRunner | None = None
@@ -113,6 +126,13 @@ class PeerNode:
         applied = self.store.apply_pending()
         self._decide_role(before, self.store.settings())
         self._ensure_certificates()
+        if self._software_problem:
+            self.store.log_event(
+                "installed_software_unusable",
+                level="warning",
+                reason=self._software_problem,
+                running=self.software_version,
+            )
         self.store.log_event(
             "system_started", version=self.software_version, applied_pending=sorted(applied)
         )

@@ -447,6 +447,7 @@ def _other_paths() -> dict[str, Any]:
         }
     paths.update(_alias_paths())
     paths.update(_conference_config_paths())
+    paths.update(_upgrade_paths())
     paths["/api/v1/openapi.json"] = {
         "get": {
             "operationId": "get_openapi",
@@ -459,6 +460,71 @@ def _other_paths() -> dict[str, Any]:
         }
     }
     return paths
+
+
+def _upgrade_paths() -> dict[str, Any]:
+    """Maintenance > Upgrade (G-P6): the running version, the installed image, upload."""
+    installed = _object(
+        {
+            "version": {**STRING, "description": "the image's software version"},
+            "file": STRING,
+            "sha256": {**STRING, "description": "SHA-256 of the image file"},
+            "built": {**STRING, "description": "the image's build time (ISO 8601)"},
+            "installed": {**STRING, "description": "when it was installed (ISO 8601)"},
+            "previous": {**STRING, "description": "the version that ran before"},
+        }
+    )
+    state = _object(
+        {
+            "version": {**STRING, "description": "the software version running now"},
+            "installed": {
+                "anyOf": [installed, {"type": "null"}],
+                "description": "the installed image (null: the factory software)",
+            },
+        }
+    )
+    accepted = _object(
+        {
+            "version": {**STRING, "description": "the version the peer restarts on"},
+            "previous": {**STRING, "description": "the version running until the restart"},
+            "restarting": {"type": "boolean", "const": True},
+        }
+    )
+    responses = _responses("202", "installed; the peer restarts on its version", accepted)
+    responses["400"]["description"] = (
+        "not a TelePresence Conductor software image this peer accepts (the error says "
+        "why: not an image, truncated or corrupt, unknown format, not signed with the "
+        "release key, another product, a malformed version); nothing was changed"
+    )
+    responses["413"] = {
+        "description": "larger than any software image; nothing was changed",
+        "content": _json(ERROR),
+    }
+    return {
+        "/api/v1/maintenance/upgrade": {
+            "get": {
+                "operationId": "get_upgrade",
+                "tags": ["Maintenance"],
+                "summary": "Maintenance > Upgrade: the running version and the installed image",
+                "responses": _responses("200", "the software", state),
+            },
+            "post": {
+                "operationId": "upgrade",
+                "tags": ["Maintenance"],
+                "summary": "Maintenance > Upgrade: install a software image and restart on it",
+                "requestBody": {
+                    "required": True,
+                    "description": "the image file's bytes (tplab image build)",
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                },
+                "responses": responses,
+            },
+        }
+    }
 
 
 def _alias_paths() -> dict[str, Any]:

@@ -75,6 +75,7 @@ MENU: list[tuple[str, list[tuple[str, str]]]] = [
         [
             ("Option keys", "/maintenance/option-keys"),
             ("Security certificates", "/maintenance/certificates"),
+            ("Upgrade", "/maintenance/upgrade"),
             ("Restart options", "/maintenance/restart"),
         ],
     ),

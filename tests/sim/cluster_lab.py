@@ -17,7 +17,7 @@ import aiohttp
 from netsim.http import NetsimConnector
 from netsim.sim import SimWorld
 from netsim.topology import load_topology
-from peers.node import SOFTWARE_VERSION, Outcome, PeerNode
+from peers.node import Outcome, PeerNode
 from peers.store import DEFAULT_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,9 @@ class ClusterLab:
 
     async def _supervise(self, host: str) -> None:
         while True:
-            version = self.versions.get(host, SOFTWARE_VERSION)
+            # no version given: the one installed by Maintenance > Upgrade, else the
+            # factory one, as `python -m peers` does (G-P6)
+            version = self.versions.get(host)
             node = self.nodes[host] = PeerNode(self.sim.runtime(host), software_version=version)
             if await node.run() is not Outcome.RESTART:
                 return

@@ -211,6 +211,11 @@ class PeerLab(Browser):
             reply = self.post_form("/maintenance/restart", {})
             assert reply.status == 200, reply.text
             assert "The system is restarting" in reply.text
+        return self.restarted()
+
+    def restarted(self) -> Outcome:
+        """After a restart was asked for (Maintenance > Restart options, Upgrade): wait
+        until the node ends, then start a new PeerNode on the same runtime."""
         outcome = self.sim.run(self._wait_done())
         self.node = PeerNode(self.sim.runtime("conductor-a"))
         self.sim.run(self._start())

@@ -22,6 +22,7 @@ from aiohttp import web
 from netsim.api import Runtime
 from netsim.certs import make_certificates, server_ssl_context
 from netsim.http import NetsimSite
+from peers import backup
 from peers.conferences import ConferenceService
 from peers.core.image import ImageError
 from peers.core.replication import Entry
@@ -121,6 +122,7 @@ class PeerNode:
         return server_ssl_context(cert_pem, key_pem, ca_pem, self.runtime.data_dir / "tls")
 
     async def start(self) -> None:
+        backup.apply_staged_restore(self)  # G-P4: before anything reads the configuration
         self._first_start()
         before = self.store.settings()
         applied = self.store.apply_pending()
@@ -248,6 +250,7 @@ class PeerNode:
             )
         if self.cluster is not None:
             wanted.extend(self.cluster.alarms())
+        wanted.extend(backup.alarms(self))
         if not self.store.get("dns.servers"):
             wanted.append((25010, "", "No DNS server is configured (System > DNS)"))
         if not self.store.get("time.ntp_servers"):
@@ -265,7 +268,7 @@ class PeerNode:
             "alarms": [
                 {"id": a.code, "title": a.title, "subject": a.subject} for a in self.store.alarms()
             ],
-            "restart_required": bool(self.store.pending()),
+            "restart_required": bool(self.store.pending()) or backup.restore_pending(self),
             "started": self.started_wall.isoformat(timespec="seconds"),
         }
         path = self.runtime.data_dir / "status.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from peers.backup import restore_pending
 from peers.core.settings import SETTINGS
 from peers.rules import PEER_KEYS, clustered
 
@@ -106,7 +107,7 @@ def overview(node: PeerNode) -> dict[str, Any]:
         "time_zone": settings["time.zone"],
         "started": node.started_wall.isoformat(timespec="seconds"),
         "alarm_count": len(node.store.alarms()),
-        "restart_required": bool(pending),
+        "restart_required": bool(pending) or restore_pending(node),
         "pending": sorted(SETTINGS[k].label for k in pending if k in SETTINGS),
         "cluster": cluster_summary(node),
         "option_keys": option_status(settings),

@@ -41,6 +41,7 @@ from netsim.storekit import (
     open_engine,
 )
 from peers.core.alarms import CATALOGUE
+from peers.core.backup import RUNTIME_PREFIXES, Configuration
 from peers.core.hlc import HybridClock, Version
 from peers.core.replication import Entry
 from peers.core.settings import SETTINGS, Scope, SettingError, SettingErrors, validate_changes
@@ -710,6 +711,112 @@ class ConfigStore:
                     )
                 else:
                     row.cert_pem, row.key_pem, row.created = cert_pem, key_pem, now
+
+    # ---------------------------------------------------- system backup (G-P4)
+    def export_configuration(self) -> Configuration:
+        """What a system backup holds: the peer-specific settings, every live shared
+        entry but runtime state (conference records), the peer's own accounts and its
+        certificates. Logs, alarms, settings waiting for a restart and peer-local runtime
+        data (`local`) are left out."""
+        with self._session() as s:
+            settings = {
+                row.key: json.loads(row.value)
+                for row in s.scalars(select(SettingRow).order_by(SettingRow.key))
+                if row.key in SETTINGS and SETTINGS[row.key].scope is Scope.PEER
+            }
+            shared = {
+                row.key: json.loads(row.value)
+                for row in s.scalars(select(SharedRow).order_by(SharedRow.key))
+                if not row.deleted and not row.key.startswith(RUNTIME_PREFIXES)
+            }
+            users = {
+                row.name: {
+                    "hash": row.password_hash,
+                    "default": row.is_default,
+                    "changed": row.changed,
+                }
+                for row in s.scalars(select(UserRow).order_by(UserRow.name))
+            }
+            certificates = {
+                row.kind: {"cert_pem": row.cert_pem, "key_pem": row.key_pem, "created": row.created}
+                for row in s.scalars(select(CertificateRow).order_by(CertificateRow.kind))
+            }
+        return Configuration(settings, shared, users, certificates)
+
+    def restore_configuration(self, configuration: Configuration, *, note: str) -> list[Entry]:
+        """Replace this peer's configuration with a checked backup's, in one transaction:
+        the peer-specific settings exactly (settings waiting for a restart are dropped),
+        its accounts and certificates. Shared entries are written as new versions, and
+        the live ones the backup lacks are deleted (tombstones), so the restored shared
+        configuration replicates to the cluster and wins there (G-S1). The restored
+        configuration is this peer's own: it is established (it seeds, it does not adopt,
+        G-P2). Conference records, logs and alarms stay. Answers the entries written."""
+        wall_ms = self._wall_ms()
+        now = self._now()
+        entries: list[Entry] = []
+        with self._write() as s:
+            for old in [*s.scalars(select(SettingRow)), *s.scalars(select(PendingRow))]:
+                s.delete(old)
+            s.flush()
+            for key, value in configuration.settings.items():
+                s.add(
+                    SettingRow(
+                        key=key,
+                        scope=Scope.PEER.value,
+                        value=json.dumps(value),
+                        updated=now,
+                        version=1,
+                    )
+                )
+            # held here, so the session finds them without a query per entry
+            rows = {row.key: row for row in s.scalars(select(SharedRow))}
+            live = {
+                key
+                for key, row in rows.items()
+                if not row.deleted and not key.startswith(RUNTIME_PREFIXES)
+            }
+            changes = [(key, True, None) for key in sorted(live - set(configuration.shared))]
+            changes += [(key, False, value) for key, value in sorted(configuration.shared.items())]
+            for key, deleted, value in changes:
+                entry = Entry(key, self.hlc.tick(wall_ms), deleted, value)
+                version = entry.version
+                row = rows.get(key)
+                if row is None:
+                    row = rows[key] = SharedRow(key=key)
+                    s.add(row)
+                row.value, row.deleted = json.dumps(value), deleted
+                row.wall_ms, row.counter, row.origin = (
+                    version.wall_ms,
+                    version.counter,
+                    version.origin,
+                )
+                entries.append(entry)
+            for name, account in configuration.users.items():
+                user = s.get(UserRow, name)
+                if user is None:
+                    user = UserRow(name=name, scope=Scope.PEER.value)
+                    s.add(user)
+                user.password_hash = account["hash"]
+                user.is_default = account["default"]
+                user.changed = account["changed"]
+            for kind, pair in configuration.certificates.items():
+                cert = s.get(CertificateRow, kind)
+                if cert is None:
+                    cert = CertificateRow(kind=kind)
+                    s.add(cert)
+                cert.cert_pem, cert.key_pem = pair["cert_pem"], pair["key_pem"]
+                cert.created = pair["created"]
+            established = s.get(MetaRow, "established")
+            if established is None:
+                s.add(MetaRow(key="established", value="1"))
+            else:
+                established.value = "1"
+            s.add(
+                ConfigLogRow(
+                    wall=now, user="system", key="backup.restore", old="", new=note, pending=False
+                )
+            )
+        return entries
 
     # ----------------------------------------------------------------- logs
     def log_event(self, event_name: str, *, level: str = "info", **detail: Any) -> None:

@@ -47,7 +47,7 @@ async def base_context(request: web.Request) -> dict[str, Any]:
 
 
 def make_app(node: PeerNode) -> web.Application:
-    from peers.web import api, conference, conference_config, upgrade, views
+    from peers.web import api, backup, conference, conference_config, upgrade, views
 
     # the policy service endpoints (pdp) sit ahead of sessions and the admin login:
     # the VCS authenticates each request with HTTP Basic
@@ -69,6 +69,7 @@ def make_app(node: PeerNode) -> web.Application:
     api.add_routes(app)
     conference.add_routes(app)
     conference_config.add_routes(app)
+    backup.add_routes(app)
     upgrade.add_routes(app)
     app.router.add_static("/static/", STATIC)
     # The router resolves a request before the middlewares run, and a path without a

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from peers.core.backup import PASSWORD_MAX as BACKUP_PASSWORD_MAX
 from peers.core.conference_config import (
     BRIDGE_TYPES,
     CASCADES_RESERVED_MAX,
@@ -445,6 +446,7 @@ def _other_paths() -> dict[str, Any]:
                 ),
             }
         }
+    paths.update(_backup_paths())
     paths.update(_alias_paths())
     paths.update(_conference_config_paths())
     paths.update(_upgrade_paths())
@@ -763,6 +765,99 @@ def _conference_config_paths() -> dict[str, Any]:
         ),
     }
     return paths
+
+
+def _backup_paths() -> dict[str, Any]:
+    """Maintenance > Backup and restore (G-P4): make a backup file, stage a restore."""
+    tag = "Maintenance"
+    binary: Schema = {"type": "string", "format": "binary"}
+    password: Schema = {
+        "type": "string",
+        "maxLength": BACKUP_PASSWORD_MAX,
+        "description": "Encryption password: empty or absent for a plain .tar.gz file",
+    }
+    made = _responses("200", "", _object({}))
+    made["200"] = {
+        "description": "the backup file, named <software version>_<hardware serial>_"
+        "<YYYY-MM-DD>_<HH-MM-SS UTC>_backup.tar.gz (.tar.gz.enc when encrypted) in "
+        "Content-Disposition",
+        "headers": {
+            "Content-Disposition": {
+                "schema": STRING,
+                "description": 'attachment; filename="..."',
+            }
+        },
+        "content": {
+            "application/gzip": {"schema": binary},
+            "application/octet-stream": {"schema": binary},
+        },
+    }
+    made["400"]["description"] = "invalid body or password; no backup was made"
+    staged = _object(
+        {
+            "restart_required": {"type": "boolean", "const": True},
+            "encrypted": BOOLEAN,
+            "created": {**STRING, "description": "when the backup was made (ISO 8601, UTC)"},
+            "software_version": {**STRING, "description": "the software that made it"},
+            "serial": {**STRING, "description": "the hardware serial number it was made on"},
+        }
+    )
+    restored = _responses(
+        "202", "checked and staged: it replaces the configuration at the next restart", staged
+    )
+    restored["400"]["description"] = (
+        "refused (the error says why: not a tplab backup, unknown format version, "
+        "encrypted and no or the wrong password, truncated or corrupt, a checksum "
+        "mismatch, made on another peer, invalid contents); nothing was changed"
+    )
+    restored["413"] = {
+        "description": "larger than any system backup; nothing was changed",
+        "content": _json(ERROR),
+    }
+    return {
+        "/api/v1/maintenance/backup": {
+            "post": {
+                "operationId": "create_backup",
+                "tags": [tag],
+                "summary": "Maintenance > Backup and restore > Create system backup file "
+                "(logs and conference records are not included)",
+                "requestBody": {
+                    "required": False,
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"password": password},
+                        }
+                    ),
+                },
+                "responses": made,
+            }
+        },
+        "/api/v1/maintenance/restore": {
+            "post": {
+                "operationId": "restore_backup",
+                "tags": [tag],
+                "summary": "Maintenance > Backup and restore > Restore: check a backup file of "
+                "this peer and apply it at the next restart (Maintenance > Restart options)",
+                "parameters": [
+                    {
+                        "name": "X-Backup-Password",
+                        "in": "header",
+                        "required": False,
+                        "description": "the encryption password of a .tar.gz.enc file (UTF-8)",
+                        "schema": {"type": "string", "maxLength": BACKUP_PASSWORD_MAX},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "description": "the backup file's bytes",
+                    "content": {"application/octet-stream": {"schema": binary}},
+                },
+                "responses": restored,
+            }
+        },
+    }
 
 
 def document() -> dict[str, Any]:

@@ -17,6 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from netsim.websession import CSRF_FIELD, csrf_token, get_session, new_session
+from peers.backup import restore_pending
 from peers.core.settings import SETTINGS, SettingErrors, page_settings
 from peers.status import overview, page_status
 from peers.store import USERS
@@ -75,6 +76,7 @@ MENU: list[tuple[str, list[tuple[str, str]]]] = [
         [
             ("Option keys", "/maintenance/option-keys"),
             ("Security certificates", "/maintenance/certificates"),
+            ("Backup and restore", "/maintenance/backup"),
             ("Upgrade", "/maintenance/upgrade"),
             ("Restart options", "/maintenance/restart"),
         ],
@@ -153,7 +155,9 @@ async def page_context(request: web.Request, title: str, **extra: Any) -> dict[s
         "host": node.runtime.host,
         "system_name": node.store.get("administration.system_name") or node.runtime.host.name,
         "alarm_count": len(node.store.alarms()),
-        "restart_required": bool(node.store.pending()) or certificates_pending(request),
+        "restart_required": bool(node.store.pending())
+        or certificates_pending(request)
+        or restore_pending(node),
         "flash": flash,
         "path": request.path,
         **extra,
@@ -310,6 +314,7 @@ async def restart_page(request: web.Request) -> web.StreamResponse:
         restarting=False,
         pending=sorted(SETTINGS[k].label for k in node.store.pending() if k in SETTINGS),
         certificates_pending=certificates_pending(request),
+        restore_pending=restore_pending(node),
     )
     return aiohttp_jinja2.render_template("restart.html", request, context)
 

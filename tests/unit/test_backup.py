@@ -534,6 +534,23 @@ def test_hypothesis_every_mutation_of_an_encrypted_file_is_refused_g_p4(data: by
     decodes_or_refuses(data, PASSWORD)
 
 
+@cache
+def plain_tar() -> bytes:
+    return zlib.decompress(plain_file()[49:-8], -zlib.MAX_WBITS)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tar=st.deferred(lambda: mutations(plain_tar())))
+def test_hypothesis_a_changed_tar_in_a_valid_frame_is_read_or_refused_g_p4(tar: bytes) -> None:
+    """A crafted file (checksums made to match): tar, JSON and content checks answer a
+    backup or BackupError, never another error (a change in tar padding is harmless)."""
+    try:
+        backup = decode(frame(tar), serial=SERIAL)
+    except BackupError:
+        return
+    assert backup.configuration == configuration()
+
+
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=200))
 def test_hypothesis_any_bytes_decode_or_raise_backup_error_g_p4(data: bytes) -> None:

@@ -103,6 +103,13 @@ PROBES: tuple[ProbeSpec, ...] = (
         "a status field of a settings page's JSON twin, e.g. status.time.ntp_state (G-R3)",
     ),
     _probe(
+        "software_version",
+        r"software_version",
+        CONDUCTOR,
+        Kind.TEXT,
+        "the software version the peer runs, e.g. 'XC3.1' (Maintenance > Upgrade; G-R1, G-P6)",
+    ),
+    _probe(
         "restart_required",
         r"restart_required",
         CONDUCTOR,

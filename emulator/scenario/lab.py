@@ -29,11 +29,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import json
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,6 +91,10 @@ class Lab(abc.ABC):
     def now(self) -> float:
         """Seconds since the lab opened (virtual in sim mode)."""
 
+    @abc.abstractmethod
+    def wall(self) -> datetime:
+        """The lab's wall clock (the simulated world's epoch plus virtual time in sim mode)."""
+
     # ----------------------------------------------------------- in the loop
     @abc.abstractmethod
     async def open(self) -> None:
@@ -109,20 +115,42 @@ class Lab(abc.ABC):
     ) -> tuple[int, Any]:
         """One call to a host's JSON API (HTTP Basic); (status, decoded JSON or None).
         Raises OSError, TimeoutError or aiohttp.ClientError when the host does not answer."""
+        status, raw, _ = await self.request_raw(
+            host, method, path, json=body, password=password, user=user,
+            timeout_s=timeout_s, scheme=scheme, port=port,
+        )  # fmt: skip
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            answer = None
+        return status, answer
+
+    async def request_raw(
+        self,
+        host: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        password: str,
+        user: str = "admin",
+        timeout_s: float = REQUEST_TIMEOUT_S,
+        scheme: str = "https",
+        port: int = API_PORT,
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """The same with a raw body (a file upload) or a raw answer (a download)."""
         assert self.session is not None
         url = f"{scheme}://{self.topology.host(host).ip}:{port}{path}"
-        auth = {"Authorization": aiohttp.encode_basic_auth(user, password)}
+        sent = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(user, password)}
         async with asyncio.timeout(timeout_s):
             for attempt in (1, 2):
                 try:
                     async with self.session.request(
-                        method, url, json=body, headers=auth, ssl=scheme != "https"
+                        method, url, json=json, data=data, headers=sent, ssl=scheme != "https"
                     ) as response:
-                        try:
-                            answer = await response.json(content_type=None)
-                        except ValueError:
-                            answer = None
-                        return response.status, answer
+                        return response.status, await response.read(), dict(response.headers)
                 except aiohttp.ServerDisconnectedError:
                     # a kept-alive connection the host closed (it restarted): the request
                     # never reached it, so it is sent once more on a new connection
@@ -205,6 +233,9 @@ class SimLab(Lab):
 
     def now(self) -> float:
         return self.sim.loop.time()
+
+    def wall(self) -> datetime:
+        return self.sim.epoch + timedelta(seconds=self.sim.loop.time())
 
     async def open(self) -> None:
         from netsim.http import NetsimConnector
@@ -354,6 +385,9 @@ class RealLab(Lab):
 
     def now(self) -> float:
         return time.monotonic() - self._started
+
+    def wall(self) -> datetime:
+        return datetime.now(UTC)
 
     async def open(self) -> None:
         from emulator.supervisor import LabConfig, Supervisor, SupervisorError

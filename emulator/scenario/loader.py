@@ -42,12 +42,14 @@ from emulator.scenario.model import (
     Outcome,
     Partition,
     Restart,
+    Restore,
     Scenario,
     SetValues,
     Sleep,
     Start,
     Step,
     Timing,
+    Upgrade,
     Wait,
 )
 from emulator.scenario.pages import PageError, PageKind, password_body, resolve_page
@@ -67,6 +69,8 @@ ACTION_ROLES: Mapping[str, frozenset[str]] = {
     "set": MANAGED,
     "restart": CONDUCTOR,
     "backup": CONDUCTOR,
+    "restore": CONDUCTOR,
+    "upgrade": CONDUCTOR,
     "api": MANAGED,
     "kill": ANY_ROLE,
     "start": ANY_ROLE,
@@ -92,6 +96,8 @@ ACTIONS = (
     "call",
     "load",
     "backup",
+    "restore",
+    "upgrade",
     "api",
     "include",
     "sleep_s",
@@ -535,6 +541,21 @@ class _Builder:
     def _backup(self, body: dict[str, Any], common: dict[str, Any]) -> Step:
         host = self._host(body["host"], ["host"], "backup")
         return Backup(**common, host=host, password=body.get("password"))
+
+    def _restore(self, body: dict[str, Any], common: dict[str, Any]) -> Step:
+        host = self._host(body["host"], ["host"], "restore")
+        source = self._host(body["from"], ["from"], "restore") if "from" in body else host
+        return Restore(
+            **common,
+            host=host,
+            source=source,
+            password=body.get("password"),
+            refused=body.get("refused"),
+        )
+
+    def _upgrade(self, body: dict[str, Any], common: dict[str, Any]) -> Step:
+        host = self._host(body["host"], ["host"], "upgrade")
+        return Upgrade(**common, host=host, version=body["version"])
 
     def _sleep_s(self, body: float, common: dict[str, Any]) -> Step:
         return Sleep(**common, seconds=body)

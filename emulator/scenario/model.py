@@ -181,6 +181,23 @@ class Backup(StepBase):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Restore(StepBase):
+    action: ClassVar[str] = "restore"
+    host: str
+    #: whose backup (taken earlier by a backup step of this scenario)
+    source: str
+    password: str | None = None
+    refused: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Upgrade(StepBase):
+    action: ClassVar[str] = "upgrade"
+    host: str
+    version: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Sleep(StepBase):
     action: ClassVar[str] = "sleep_s"
     seconds: float
@@ -201,6 +218,8 @@ Step = (
     | Call
     | Load
     | Backup
+    | Restore
+    | Upgrade
     | Api
     | Sleep
 )

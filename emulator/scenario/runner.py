@@ -50,11 +50,13 @@ from emulator.scenario.model import (
     Mode,
     Partition,
     Restart,
+    Restore,
     Scenario,
     SetValues,
     Sleep,
     Start,
     Step,
+    Upgrade,
     Wait,
     resolve_placeholders,
 )
@@ -200,6 +202,8 @@ class Runner:
         self.loads: list[_LoadWatch] = []
         self.links: dict[tuple[str, str, bool], dict[str, Any]] = {}
         self.firewall_rules: dict[tuple[Any, ...], int] = {}
+        #: host -> (file name, bytes) of the last backup this run took of it
+        self.backups: dict[str, tuple[str, bytes]] = {}
         self.samples = _Samples()
         self._sampler: asyncio.Task[None] | None = None
         self._host_states: dict[str, str] = {}
@@ -305,19 +309,39 @@ class Runner:
     async def call(
         self, host: str, method: str, path: str, body: Any = None, *, timeout_s: float = 30.0
     ) -> tuple[int, Any]:
-        """A host's JSON API with its admin password; on 401 every password this run
-        has set is tried (a replicated password change reaches the other peers)."""
+        """A host's JSON API with its admin password (see `call_raw`); (status, JSON)."""
+        status, raw, _ = await self.call_raw(host, method, path, json=body, timeout_s=timeout_s)
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            answer = None
+        return status, answer
+
+    async def call_raw(
+        self,
+        host: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """A host's API with its admin password; on 401 every password this run has set
+        is tried (a replicated password change reaches the other peers)."""
         first = self.passwords.get(host, DEFAULT_PASSWORD)
         candidates = [first, *(p for p in reversed(self.known_passwords) if p != first)]
-        status, answer = 0, None
+        answer: tuple[int, bytes, Mapping[str, str]] = (0, b"", {})
         for password in candidates:
-            status, answer = await self.lab.request(
-                host, method, path, body, password=password, timeout_s=timeout_s
-            )
-            if status != 401:
+            answer = await self.lab.request_raw(
+                host, method, path, json=json, data=data, headers=headers,
+                password=password, timeout_s=timeout_s,
+            )  # fmt: skip
+            if answer[0] != 401:
                 self.passwords[host] = password
                 break
-        return status, answer
+        return answer
 
     async def _ok(self, host: str, method: str, path: str, body: Any = None) -> Any:
         status, answer = await self.call(host, method, path, body)
@@ -712,7 +736,69 @@ class Runner:
         )
 
     async def _do_backup(self, step: Backup) -> str:
-        raise StepFailed("system backup is not built yet (Maintenance > Backup and restore)")
+        """Maintenance > Backup and restore: the file is kept for a later restore step."""
+        body = {"password": step.password} if step.password else {}
+        status, data, headers = await self.call_raw(
+            step.host, "POST", "/api/v1/maintenance/backup", json=body, timeout_s=120.0
+        )
+        if status != 200:
+            raise StepFailed(
+                f"backup of {step.host}: HTTP {status} {_short(data.decode(errors='replace'))}"
+            )
+        disposition = headers.get("Content-Disposition", "")
+        name = (
+            disposition.split("filename=", 1)[-1].strip('"')
+            if "filename=" in disposition
+            else "backup"
+        )
+        self.backups[step.host] = (name, data)
+        return f"{name} ({len(data)} bytes)"
+
+    async def _do_restore(self, step: Restore) -> str:
+        kept = self.backups.get(step.source)
+        if kept is None:
+            raise StepFailed(f"no backup of {step.source} was taken earlier in this scenario")
+        name, data = kept
+        headers = {"Content-Type": "application/octet-stream"}
+        if step.password is not None:
+            headers["X-Backup-Password"] = step.password
+        status, raw, _ = await self.call_raw(
+            step.host, "POST", "/api/v1/maintenance/restore", data=data, headers=headers,
+            timeout_s=120.0,
+        )  # fmt: skip
+        text = raw.decode(errors="replace")
+        if step.refused is not None:
+            if status != 400:
+                raise StepFailed(f"expected the restore of {name} to be refused; HTTP {status}")
+            if step.refused not in text:
+                raise StepFailed(f"refused, but not with {step.refused!r}: {_short(text)}")
+            return f"refused as expected: {_short(text)}"
+        if not 200 <= status < 300:
+            raise StepFailed(f"restore of {name} on {step.host}: HTTP {status} {_short(text)}")
+        return f"{name} staged; it applies at the next restart"
+
+    async def _do_upgrade(self, step: Upgrade) -> str:
+        """Maintenance > Upgrade with a signed image; the peer restarts on the new version."""
+        from emulator.image import build_image
+
+        image = build_image(step.version, built=self.lab.wall())
+        before = self.lab.restarts(step.host)
+        status, raw, _ = await self.call_raw(
+            step.host, "POST", "/api/v1/maintenance/upgrade", data=image,
+            headers={"Content-Type": "application/octet-stream"}, timeout_s=120.0,
+        )  # fmt: skip
+        if not 200 <= status < 300:
+            raise StepFailed(
+                f"upgrade of {step.host}: HTTP {status} {_short(raw.decode(errors='replace'))}"
+            )
+        self.trace.record("host_state", host=step.host, state="restarting")
+        self._host_states[step.host] = "restarting"
+        await self._until_up(step.host, restarts_before=before)
+        overview = await self._get(step.host, "/api/v1/status")
+        running = overview.get("software_version")
+        if running != step.version:
+            raise StepFailed(f"{step.host} restarted on {running}, not {step.version}")
+        return f"running {running}"
 
     async def _do_sleep_s(self, step: Sleep) -> str:
         await asyncio.sleep(step.seconds)
@@ -760,6 +846,8 @@ class Runner:
                     f"(fields: {', '.join(sorted(values))})"
                 )
             return values[fieldname]
+        if name == "software_version":
+            return str((await self._get(host, "/api/v1/status"))["software_version"])
         if name == "restart_required":
             return bool((await self._get(host, "/api/v1/status"))["restart_required"])
         if name.startswith("vcs.server"):

@@ -50,6 +50,7 @@ from peers.core.placement import (
     Join,
     NoCapacity,
     Template,
+    ended_from,
     place,
     reconcile,
     records_from,
@@ -135,6 +136,14 @@ class ConferenceService:
             )
 
         return dict(store.derived("conference_records", build))
+
+    def ended(self) -> frozenset[str]:
+        """Names of conferences whose record the cluster deleted (ended)."""
+        store = self.node.store
+        return store.derived(
+            "conference_ended",
+            lambda: ended_from([(e.key, e.deleted) for e in store.shared_entries()]),
+        )
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Conference bridges page: name -> {"text", "ok"} as this peer sees it."""
@@ -297,7 +306,7 @@ class ConferenceService:
     async def tick(self) -> None:
         records = self.records()
         bridges = self.bridges()
-        for loser in reconcile(self.me, list(self.created.values()), records):
+        for loser in reconcile(self.me, list(self.created.values()), records, self.ended()):
             if await self._destroy(loser, bridges, reason="superseded"):
                 self.created.pop(loser.name, None)
                 self._save_created()

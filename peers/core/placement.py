@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 CONFERENCE_PREFIX = "conference:"
@@ -191,18 +191,37 @@ def _free(bridge: Bridge, health: Mapping[str, BridgeHealth]) -> int:
 
 
 def reconcile(
-    me: str, created: Iterable[ConferenceRecord], records: Mapping[str, ConferenceRecord]
+    me: str,
+    created: Iterable[ConferenceRecord],
+    records: Mapping[str, ConferenceRecord],
+    ended: Collection[str] = (),
 ) -> list[ConferenceRecord]:
     """The conferences this peer (`me`) created that the cluster's records no longer
-    point at (they lost to another peer's copy, or were ended): destroy them."""
+    point at: they lost to another peer's copy, or their record was ended (deleted:
+    its name is in `ended`). No record at all is not enough: a peer that has just
+    joined may not have the cluster's record yet, and another peer may already have
+    adopted the conference (G-P6: destroying it then cut every later call off)."""
     losers = []
     for mine in created:
         if mine.created_by != me:
             continue
         winner = records.get(mine.name)
-        if winner is None or (winner.bridge, winner.bridge_id) != (mine.bridge, mine.bridge_id):
+        if winner is None:
+            if mine.name in ended:
+                losers.append(mine)
+        elif (winner.bridge, winner.bridge_id) != (mine.bridge, mine.bridge_id):
             losers.append(mine)
     return losers
+
+
+def ended_from(entries: Sequence[tuple[str, bool]]) -> frozenset[str]:
+    """Names of conferences whose replicated record was deleted (key, deleted) ->
+    names; the key is `conference:<name>`."""
+    return frozenset(
+        key[len(CONFERENCE_PREFIX) :]
+        for key, deleted in entries
+        if deleted and key.startswith(CONFERENCE_PREFIX)
+    )
 
 
 def records_from(entries: Sequence[tuple[str, object]]) -> dict[str, ConferenceRecord]:

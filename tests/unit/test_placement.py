@@ -14,6 +14,7 @@ from peers.core.placement import (
     ServicePreference,
     Template,
     conference_uri,
+    ended_from,
     place,
     reconcile,
 )
@@ -86,3 +87,13 @@ def test_reconcile_destroys_only_my_copies_that_lost() -> None:
     winner = ConferenceRecord("a", "mcu1", "a", "a", "someone")
     losers = reconcile("me", [mine, same, other], {"a": winner, "b": same, "c": other})
     assert losers == [mine]
+
+
+def test_reconcile_keeps_a_copy_with_no_record_until_the_record_is_ended() -> None:
+    """A peer that has just joined may not have the cluster's record yet, and another
+    peer may have adopted its conference: no record is no reason to destroy it (G-P6);
+    a deleted record (ended) is."""
+    mine = ConferenceRecord("a", "ts1", "a", "id-1", "me")
+    assert reconcile("me", [mine], {}) == []
+    assert reconcile("me", [mine], {}, ended={"a"}) == [mine]
+    assert ended_from([("conference:a", True), ("conference:b", False), ("x:c", True)]) == {"a"}

@@ -149,11 +149,12 @@ def bench_group(name: str, description: str) -> Callable[[GroupFn], GroupFn]:
 
 def load_groups() -> dict[str, BenchGroup]:
     """Import the modules that register groups (kept lazy so importing this package is cheap)."""
-    from emulator.bench import (  # noqa: F401  (register "bridges", "channel", "cluster", "lab", "netsim", "policy", "scenarios")
+    from emulator.bench import (  # noqa: F401  (register every group)
         bridge_bench,
         channel_bench,
         cluster_bench,
         lab_bench,
+        maintenance_bench,
         netsim_bench,
         policy_bench,
         scenario_bench,

@@ -32,3 +32,16 @@ def test_the_hour_has_its_faults_each_undone() -> None:
     )
     load = next(s for s in steps if "load" in s)["load"]
     assert round(load["rate"] * load["duration_s"]) == 1000
+
+
+def test_maintenance_group_tiny_run_writes_expected_json(tmp_path: Path) -> None:
+    """Group `maintenance` (G-P4): backup and restore times of a tiny configuration."""
+    assert main(["maintenance", "--scale", "0.01", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "maintenance.json").read_text())
+    assert set(data["figures"]) == {
+        "backup_plain_s",
+        "restore_plain_s",
+        "backup_encrypted_s",
+        "restore_encrypted_s",
+    }
+    assert data["params"]["aliases"] == 10

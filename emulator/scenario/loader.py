@@ -41,6 +41,7 @@ from emulator.scenario.model import (
     Mode,
     Outcome,
     Partition,
+    Phase,
     Restart,
     Restore,
     Scenario,
@@ -98,6 +99,7 @@ ACTIONS = (
     "backup",
     "restore",
     "upgrade",
+    "phase",
     "api",
     "include",
     "sleep_s",
@@ -556,6 +558,9 @@ class _Builder:
     def _upgrade(self, body: dict[str, Any], common: dict[str, Any]) -> Step:
         host = self._host(body["host"], ["host"], "upgrade")
         return Upgrade(**common, host=host, version=body["version"])
+
+    def _phase(self, body: str, common: dict[str, Any]) -> Step:
+        return Phase(**common, label=body)
 
     def _sleep_s(self, body: float, common: dict[str, Any]) -> Step:
         return Sleep(**common, seconds=body)

@@ -198,6 +198,12 @@ class Upgrade(StepBase):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Phase(StepBase):
+    action: ClassVar[str] = "phase"
+    label: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Sleep(StepBase):
     action: ClassVar[str] = "sleep_s"
     seconds: float
@@ -220,6 +226,7 @@ Step = (
     | Backup
     | Restore
     | Upgrade
+    | Phase
     | Api
     | Sleep
 )

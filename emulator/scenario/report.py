@@ -45,6 +45,7 @@ PLOT_LEFT_PX = 250.0
 PLOT_RIGHT_PX = WIDTH_PX - 24.0
 TOP_PX = 8.0
 STEPS_ROW_HEIGHT_PX = 26.0
+PHASE_ROW_HEIGHT_PX = 20.0
 FAULT_ROW_HEIGHT_PX = 15.0
 MAX_FAULT_LABEL_ROWS = 4
 GROUP_HEADING_HEIGHT_PX = 20.0
@@ -166,6 +167,18 @@ class FaultBand:
 
 
 @dataclass(frozen=True)
+class PhaseBand:
+    """A named phase of the run (a `phase` step: e.g. a task of the guide's procedure),
+    from its start to the next phase or the end."""
+
+    x_px: float
+    width_px: float
+    label: str
+    title: str
+    shade: int
+
+
+@dataclass(frozen=True)
 class StepMarker:
     number: str
     x_px: float
@@ -190,6 +203,7 @@ class Timeline:
     plot_right_px: float
     t_end_s: float
     faults_y_px: float
+    phases_y_px: float
     steps_y_px: float
     band_top_px: float
     band_bottom_px: float
@@ -197,6 +211,7 @@ class Timeline:
     headings: list[Heading]
     lanes: list[Lane]
     faults: list[FaultBand]
+    phases: list[PhaseBand]
     markers: list[StepMarker]
     ticks: list[Tick]
     description: str
@@ -505,6 +520,24 @@ class _Builder:
             )
         return bands
 
+    def _phases(self) -> list[PhaseBand]:
+        starts = [(_t(e), _text(e.get("label"))) for e in self._of("phase")]
+        bands: list[PhaseBand] = []
+        for index, (start_s, label) in enumerate(starts):
+            end_s = starts[index + 1][0] if index + 1 < len(starts) else self.t_end_s
+            width_px = self.scale.width(start_s, end_s)
+            fits = max(0, int((width_px - 6) / CHAR_WIDTH_PX))
+            bands.append(
+                PhaseBand(
+                    x_px=self.scale.x(start_s),
+                    width_px=width_px,
+                    label=_shorten(label, fits) if fits >= 4 else "",
+                    title=f"{label}: {start_s:.3f} s to {end_s:.3f} s",
+                    shade=index % 2,
+                )
+            )
+        return bands
+
     def _markers(self) -> list[StepMarker]:
         markers: list[StepMarker] = []
         last_number_px = -math.inf
@@ -541,6 +574,10 @@ class _Builder:
         faults = self._fault_bands(TOP_PX)
         label_rows = max((b.label_row + 1 for b in faults if b.show_label), default=0)
         y_px = TOP_PX + label_rows * FAULT_ROW_HEIGHT_PX
+        phases = self._phases()
+        phases_y_px = y_px
+        if phases:
+            y_px += PHASE_ROW_HEIGHT_PX
         steps_y_px = y_px
         y_px += STEPS_ROW_HEIGHT_PX
         band_top_px = y_px - 4
@@ -582,6 +619,7 @@ class _Builder:
             plot_right_px=PLOT_RIGHT_PX,
             t_end_s=self.t_end_s,
             faults_y_px=TOP_PX + FAULT_ROW_HEIGHT_PX - 4,
+            phases_y_px=phases_y_px,
             steps_y_px=steps_y_px,
             band_top_px=band_top_px,
             band_bottom_px=band_bottom_px,
@@ -589,6 +627,7 @@ class _Builder:
             headings=headings,
             lanes=lanes,
             faults=faults,
+            phases=phases,
             markers=markers,
             ticks=self._ticks(),
             description=f"Timeline of {name}. {description}",

@@ -49,6 +49,7 @@ from emulator.scenario.model import (
     Load,
     Mode,
     Partition,
+    Phase,
     Restart,
     Restore,
     Scenario,
@@ -799,6 +800,10 @@ class Runner:
         if running != step.version:
             raise StepFailed(f"{step.host} restarted on {running}, not {step.version}")
         return f"running {running}"
+
+    async def _do_phase(self, step: Phase) -> str:
+        self.trace.record("phase", label=step.label)
+        return step.label
 
     async def _do_sleep_s(self, step: Sleep) -> str:
         await asyncio.sleep(step.seconds)

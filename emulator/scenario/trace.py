@@ -37,6 +37,7 @@ Event kinds and their fields (every one is recorded by `emulator.scenario.runner
 - `load_started`   vcs, load_id, rate, duration_s, total
 - `load_finished`  vcs, load_id, by_outcome {outcome: count}
 - `expectation`    number, condition, held, observed
+- `phase`          label                 (a named phase starts; it lasts until the next)
 
 Invariants: events are in recording order and `t` never decreases; in sim mode
 nothing in the trace depends on wall time, temporary paths or the machine, so

@@ -640,3 +640,27 @@ def test_any_valid_trace_renders(trace: dict[str, Any]) -> None:
     found = lanes(doc)
     assert {key for key in found if key.startswith("peer:")} == {f"peer:{o}:{s}" for o, s in pairs}
     assert "calls" in found
+
+
+def test_phases_are_labelled_bands_from_each_start_to_the_next() -> None:
+    """A run's phases (e.g. the seven tasks of G-P6's rolling upgrade) are shown as a
+    row of labelled bands, each lasting until the next phase or the end."""
+    html = render_report(
+        make_trace(
+            [
+                (0.0, "phase", {"label": "Task 1: VCS keeps only the last peer"}),
+                (40.0, "phase", {"label": "Task 2: two peers leave the cluster"}),
+                (100.0, "phase", {"label": "Task 3: upgrade them"}),
+            ],
+            duration_s=120.0,
+        )
+    )
+    svg = timeline_xml(html)
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    phases = svg.findall(".//s:g[@class='phase']", ns)
+    assert len(phases) == 3
+    titles = [p.findtext("s:title", namespaces=ns) for p in phases]
+    assert titles[0] == "Task 1: VCS keeps only the last peer: 0.000 s to 40.000 s"
+    assert titles[2] == "Task 3: upgrade them: 100.000 s to 120.000 s"
+    labels = [p.findtext("s:text", namespaces=ns) for p in phases]
+    assert labels[0] == "Task 1: VCS keeps only the last peer"

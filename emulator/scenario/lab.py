@@ -51,6 +51,14 @@ API_PORT = 8443
 REQUEST_TIMEOUT_S = 30.0
 
 
+def decode_json(raw: bytes) -> Any:
+    """An answer's JSON, or None when it is empty or not JSON."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
 class LabError(RuntimeError):
     """The lab cannot do what a step asked (start failed, host unknown, not running)."""
 
@@ -119,11 +127,7 @@ class Lab(abc.ABC):
             host, method, path, json=body, password=password, user=user,
             timeout_s=timeout_s, scheme=scheme, port=port,
         )  # fmt: skip
-        try:
-            answer = json.loads(raw) if raw else None
-        except ValueError:
-            answer = None
-        return status, answer
+        return status, decode_json(raw)
 
     async def request_raw(
         self,

@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 
 from emulator.scenario.conditions import Condition, Op, Value
-from emulator.scenario.lab import Lab, LabError, open_lab, relocate
+from emulator.scenario.lab import Lab, LabError, decode_json, open_lab, relocate
 from emulator.scenario.model import (
     Api,
     Backup,
@@ -312,11 +312,7 @@ class Runner:
     ) -> tuple[int, Any]:
         """A host's JSON API with its admin password (see `call_raw`); (status, JSON)."""
         status, raw, _ = await self.call_raw(host, method, path, json=body, timeout_s=timeout_s)
-        try:
-            answer = json.loads(raw) if raw else None
-        except ValueError:
-            answer = None
-        return status, answer
+        return status, decode_json(raw)
 
     async def call_raw(
         self,

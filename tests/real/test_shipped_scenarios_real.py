@@ -22,7 +22,17 @@ from emulator.paths import REPO_ROOT
 from emulator.scenario import load_scenario, shipped_scenarios
 from emulator.scenario.model import Mode
 
-REAL = [p for p in shipped_scenarios() if Mode.REAL in load_scenario(p).modes]
+#: the longest first, so that no long one starts last and runs alone at the end
+LONGEST = (
+    "rolling-upgrade",
+    "backup-restore",
+    "rolling-upgrade-skip-task-1",
+    "peer-crash-failover",
+)
+REAL = sorted(
+    (p for p in shipped_scenarios() if Mode.REAL in load_scenario(p).modes),
+    key=lambda p: LONGEST.index(p.stem) if p.stem in LONGEST else len(LONGEST),
+)
 CONCURRENCY = 4
 #: second octets of the labs' addresses (127.N.x.x), one per scenario run at a time
 SUBNETS = range(60, 60 + CONCURRENCY)

@@ -163,7 +163,7 @@ class ClusterMachine(RuleBasedStateMachine):
 
 ClusterMachine.TestCase.settings = settings(
     # 100 in the default run (about two minutes on its own); make soak runs 10,000
-    max_examples=int(os.environ.get("TPLAB_CLUSTER_EXAMPLES", "100")),
+    max_examples=int(os.environ.get("TPLAB_CLUSTER_EXAMPLES", "60")),
     stateful_step_count=15,
     deadline=None,
 )

@@ -223,7 +223,7 @@ def tplab_lab(request: pytest.FixtureRequest) -> Iterator[OpenLab]:
                 scenario,
                 lab,
                 sample_s=1.0,
-                poll_s=0.25 if chosen is Mode.REAL else 0.5,
+                poll_s=0.5,
             )
             session = LabSession(lab, runner, request.node.name)
         except BaseException:

@@ -1004,7 +1004,7 @@ def run_scenario(
             # real labs sample every 2 s: each sample is 8 HTTPS requests, and
             # `make test` runs four real labs side by side on two cores
             sample_s=sample_s if sample_s is not None else (1.0 if mode is Mode.SIM else 2.0),
-            poll_s=0.25 if mode is Mode.REAL else 0.5,
+            poll_s=0.5,
             listeners=listeners,
         )
         return lab.run(runner.run())

@@ -29,8 +29,17 @@ LONGEST = (
     "rolling-upgrade-skip-task-1",
     "peer-crash-failover",
 )
+#: run in real mode by `make soak` only, to keep `make test` within its 10 minutes: the
+#: rolling upgrade done wrong repeats rolling-upgrade's steps (its sim run is in make test)
+SOAK_ONLY = (
+    () if os.environ.get("TPLAB_REAL_SCENARIOS") == "all" else ("rolling-upgrade-skip-task-1",)
+)
 REAL = sorted(
-    (p for p in shipped_scenarios() if Mode.REAL in load_scenario(p).modes),
+    (
+        p
+        for p in shipped_scenarios()
+        if Mode.REAL in load_scenario(p).modes and p.stem not in SOAK_ONLY
+    ),
     key=lambda p: LONGEST.index(p.stem) if p.stem in LONGEST else len(LONGEST),
 )
 CONCURRENCY = 4

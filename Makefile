@@ -39,7 +39,7 @@ run: install
 # test picks its own addresses and dirs; the bench smoke tests share the default lab's
 # addresses, so they stay on one worker (one file)
 test: install lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -55,7 +55,7 @@ bench: install
 	$(PY) -m emulator.bench
 
 soak: install
-	HYPOTHESIS_PROFILE=soak TPLAB_REAL_SCENARIOS=all TPLAB_REPLICATION_EXAMPLES=10000 TPLAB_CLUSTER_EXAMPLES=10000 TPLAB_FAILOVER_EXAMPLES=500 TPLAB_PLACEMENT_EXAMPLES=500 $(PY) -m pytest -q -n 2 --dist loadfile
+	HYPOTHESIS_PROFILE=soak TPLAB_REAL_SCENARIOS=all TPLAB_REPLICATION_EXAMPLES=10000 TPLAB_CLUSTER_EXAMPLES=10000 TPLAB_FAILOVER_EXAMPLES=500 TPLAB_PLACEMENT_EXAMPLES=500 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results test-artifacts

@@ -15,7 +15,8 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 #: the longest test files, started first: `make test` hands whole files to its two
-#: workers in collection order, so a long file collected last would run alone at the end
+#: workers in collection order (--no-loadscope-reorder: by default xdist would start the
+#: files with most tests first), so a long file collected last would run alone at the end
 LONG_FILES_FIRST = (
     "tests/real/test_shipped_scenarios_real.py",
     "tests/sim/test_cluster_state_machine.py",

@@ -12,6 +12,7 @@ procedure (G-P1, G-P2), so examples stay cheap.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -33,6 +34,7 @@ ITEMS = [f"test:item{i}" for i in range(5)]
 def formed_cluster() -> Path:
     """Data dirs of a formed 3-peer cluster (made once per test session)."""
     root = Path(tempfile.mkdtemp(prefix="tplab-cluster-template-"))
+    atexit.register(shutil.rmtree, root, True)  # made once per test session
     lab = ClusterLab(data_root=root)
     try:
         initial, second, third = IPS["conductor-initial"], IPS["conductor-2"], IPS["conductor-3"]

@@ -16,6 +16,7 @@ procedures, so examples stay cheap.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ PORTS = {"telepresence-server": 4, "mcu": 6}
 @cache
 def prepared_lab() -> Path:
     root = Path(tempfile.mkdtemp(prefix="tplab-conference-template-"))
+    atexit.register(shutil.rmtree, root, True)  # made once per test session
     lab = ConferenceLab(data_root=root, ports=PORTS)
     try:
         lab.setup(poll_interval_s=2.0, request_timeout_s=1.0)

@@ -14,6 +14,7 @@ peer G-P3), so examples stay cheap.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -37,6 +38,7 @@ EXAMPLES = int(os.environ.get("TPLAB_FAILOVER_EXAMPLES", "8"))
 def prepared_lab() -> Path:
     """Data dirs of a lab whose cluster and VCS are set up (made once per session)."""
     root = Path(tempfile.mkdtemp(prefix="tplab-policy-template-"))
+    atexit.register(shutil.rmtree, root, True)  # made once per test session
     lab = PolicyLab(data_root=root)
     try:
         lab.setup(poll_interval_s=POLL_S, request_timeout_s=1.0)

@@ -187,3 +187,19 @@ def basic_login(accounts: AdminAccounts, request: web.Request, realm: str) -> st
         response.headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
         return response
     return credentials[0]
+
+
+async def read_limited(request: web.Request, limit_bytes: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit_bytes` (read no further
+    than one byte past the limit, whatever Content-Length says or omits)."""
+    if request.content_length is not None and request.content_length > limit_bytes:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit_bytes:
+        chunk = await request.content.read(limit_bytes + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return None if size > limit_bytes else b"".join(chunks)

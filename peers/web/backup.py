@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from netsim.websession import api_error, get_session
+from netsim.websession import api_error, get_session, read_limited
 from peers.backup import create_backup, stage_restore, staged
 from peers.core.backup import MAX_ARCHIVE_BYTES, PASSWORD_MAX, Backup, BackupError
 from peers.web.api import read_json_object, strict_query
@@ -130,10 +130,8 @@ async def post_backup(request: web.Request) -> web.StreamResponse:
 
 
 async def post_restore(request: web.Request) -> web.StreamResponse:
-    if request.content_length is not None and request.content_length > MAX_ARCHIVE_BYTES:
-        return api_error(413, f"restore refused: {TOO_LARGE}; nothing was changed")
-    data = await request.read()
-    if len(data) > MAX_ARCHIVE_BYTES:
+    data = await read_limited(request, MAX_ARCHIVE_BYTES)
+    if data is None:
         return api_error(413, f"restore refused: {TOO_LARGE}; nothing was changed")
     password = request.headers.get(PASSWORD_HEADER, "")
     if len(password) > PASSWORD_MAX:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import BasicAuth, ClientPayloadError, hdrs, web
 
+from netsim.websession import read_limited
 from peers.core.conference_config import template_for_alias
 from peers.core.policy import answer_policy
 from peers.web.keys import NODE
@@ -73,21 +74,6 @@ def _wrong_method(allowed: str) -> web.Response:
     return _text(405, f"method not allowed here; use {allowed}", **{hdrs.ALLOW: allowed})
 
 
-async def _read_body(request: web.Request) -> bytes | None:
-    """The body, or None when it is larger than the policy request limit."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while size <= MAX_BODY_BYTES:
-        chunk = await request.content.read(MAX_BODY_BYTES + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return None if size > MAX_BODY_BYTES else b"".join(chunks)
-
-
 async def policy_endpoint(request: web.Request, node: PeerNode) -> web.StreamResponse:
     counters = node.policy.counters
     if request.method != hdrs.METH_POST:
@@ -97,7 +83,7 @@ async def policy_endpoint(request: web.Request, node: PeerNode) -> web.StreamRes
     if refusal is not None:
         return refusal
     try:
-        body = await _read_body(request)
+        body = await read_limited(request, MAX_BODY_BYTES)
     except (ClientPayloadError, ValueError):
         counters.bad_requests += 1
         return _text(400, "the request body could not be read")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from netsim.websession import api_error
+from netsim.websession import api_error, read_limited
 from peers.core.image import MAX_IMAGE_BYTES, ImageError
 from peers.software import load_installed, upgrade
 from peers.web.api import strict_query
@@ -82,10 +82,8 @@ async def get_upgrade(request: web.Request) -> web.Response:
 
 
 async def post_upgrade(request: web.Request) -> web.Response:
-    if request.content_length is not None and request.content_length > MAX_IMAGE_BYTES:
-        return api_error(413, f"upgrade refused: {TOO_LARGE}; nothing was changed")
-    data = await request.read()
-    if len(data) > MAX_IMAGE_BYTES:
+    data = await read_limited(request, MAX_IMAGE_BYTES)
+    if data is None:
         return api_error(413, f"upgrade refused: {TOO_LARGE}; nothing was changed")
     node = request.app[NODE]
     previous = node.software_version

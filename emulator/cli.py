@@ -891,6 +891,8 @@ def _up_detached(config: LabConfig) -> None:
     ]
     if config.seed is not None:
         argv += ["--seed", str(config.seed)]
+    if config.subnet is not None:
+        argv += ["--subnet", str(config.subnet)]
     # a session of its own, no Popen object: the supervisor outlives this command
     pid = os.posix_spawn(
         sys.executable,
@@ -1552,6 +1554,16 @@ def image_show(file: Path) -> None:
         f"{checked.built.isoformat(timespec='seconds')}, payload {len(checked.payload)} bytes "
         f"(SHA-256 {checked.payload_sha256}), signed with the release key"
     )
+
+
+def _add_lab_group() -> None:
+    # the training labs' commands live with them and reuse this module's helpers
+    from emulator.training.cli import lab
+
+    cli.add_command(lab)
+
+
+_add_lab_group()
 
 
 def main() -> None:

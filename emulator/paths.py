@@ -18,3 +18,6 @@ CONTROL_ENV = "TPLAB_CONTROL"
 SCENARIOS_DIR = REPO_ROOT / "scenarios"
 #: the published JSON Schema of scenario files
 SCENARIO_SCHEMA = SCENARIOS_DIR / "schema" / "scenario.schema.json"
+#: shipped training labs (data only) and the JSON Schema of their files
+LABS_DIR = SCENARIOS_DIR / "labs"
+LAB_SCHEMA = SCENARIOS_DIR / "schema" / "lab.schema.json"

@@ -204,6 +204,8 @@ class LabConfig:
     control_port: int = 7400
     start_timeout_s: float = START_TIMEOUT_S
     stop_timeout_s: float = STOP_TIMEOUT_S
+    #: the topology's 127.A.B.C addresses were moved to 127.`subnet`.B.C (side-by-side labs)
+    subnet: int | None = None
 
 
 @dataclass(eq=False)
@@ -302,6 +304,11 @@ class Supervisor:
         self._pid_start = process_start_ticks(os.getpid())
 
     # ---------------------------------------------------------------- public
+    @property
+    def world(self) -> World | None:
+        """The running world (None before it is up and after it is torn down)."""
+        return self._world
+
     def request_stop(self) -> None:
         """Stop every child and tear the world down (safe to call at any time, repeatedly)."""
         self._stop.set()
@@ -399,6 +406,7 @@ class Supervisor:
             "topology_name": self.topology.name,
             "backend": self.config.backend,
             "seed": self.config.seed,
+            "subnet": self.config.subnet,
             "control": self.control_url,
             "namespaces": namespaces,
             "hosts": [child.to_dict() for child in self.children.values()],
@@ -553,6 +561,9 @@ class Supervisor:
         app.router.add_get("/api/v1/hosts", _get_hosts)
         app.router.add_post("/api/v1/hosts/{name}/kill", _post_kill)
         app.router.add_post("/api/v1/hosts/{name}/start", _post_start)
+        from emulator.training.home import add_routes
+
+        add_routes(app, self)  # the lab home page, GET /
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -939,6 +950,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--control-host", default="127.0.0.1")
     parser.add_argument("--control-port", type=int, default=7400)
     parser.add_argument("--start-timeout", type=float, default=START_TIMEOUT_S)
+    parser.add_argument(
+        "--subnet", type=int, default=None, help="move 127.A.B.C host addresses to 127.SUBNET.B.C"
+    )
     return parser.parse_args(argv)
 
 
@@ -946,7 +960,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         topology = load_topology(args.topology)
-    except (TopologyError, OSError) as exc:
+        if args.subnet is not None:
+            from emulator.scenario.lab import relocate
+
+            topology = relocate(topology, args.subnet)
+    except (TopologyError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     config = LabConfig(
@@ -957,6 +975,7 @@ def main(argv: list[str] | None = None) -> int:
         control_host=args.control_host,
         control_port=args.control_port,
         start_timeout_s=args.start_timeout,
+        subnet=args.subnet,
     )
 
     async def go() -> None:

@@ -518,3 +518,52 @@ def open_lab(
         lab.close()
         raise
     return lab
+
+
+# ================================================================== attached
+class AttachedLab(RealLab):
+    """A real lab that a supervisor in another process runs (`tplab up -d`,
+    `tplab lab start`): reached through its nodes' APIs and its control API, its hosts'
+    states read from the supervisor's `lab.json`. Closing it leaves the lab running."""
+
+    def __init__(self, state_dir: Path) -> None:
+        from emulator.supervisor import read_lab, supervisor_alive
+        from netsim.topology import TopologyError, load_topology
+
+        lab = read_lab(state_dir)
+        if lab is None or not supervisor_alive(lab):
+            raise LabError(f"no lab is running on {state_dir}")
+        try:
+            topology = load_topology(Path(lab["topology"]))
+        except (TopologyError, OSError, KeyError) as exc:
+            raise LabError(f"the lab on {state_dir} has no readable topology: {exc}") from exc
+        if lab.get("subnet"):
+            topology = relocate(topology, int(lab["subnet"]))
+        super().__init__(
+            topology,
+            seed=int(lab.get("seed") or 0),
+            topology_path=Path(lab["topology"]),
+            state_dir=state_dir,
+        )
+        self.control_url = str(lab["control"])
+
+    async def open(self) -> None:
+        from netsim.control import ControlClient
+
+        self._control = ControlClient(self.control_url)
+        self.session = aiohttp.ClientSession()
+
+    def _host(self, host: str) -> dict[str, Any]:
+        from emulator.supervisor import read_lab
+
+        self.topology.host(host)
+        for entry in (read_lab(self.state_dir) or {}).get("hosts", []):
+            if entry.get("host") == host:
+                return dict(entry)
+        return {}
+
+    def host_state(self, host: str) -> str:
+        return str(self._host(host).get("state", "stopped"))
+
+    def restarts(self, host: str) -> int:
+        return int(self._host(host).get("restarts", 0))

@@ -1563,7 +1563,8 @@ def _add_lab_group() -> None:
     cli.add_command(lab)
 
 
-_add_lab_group()
+if __name__ != "__main__":
+    _add_lab_group()
 
 
 def main() -> None:
@@ -1572,4 +1573,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m emulator.cli`: run the importable module (the lab commands import it by
+    # name, and this copy under __main__ is another module object)
+    from emulator.cli import main as _main
+
+    _main()

@@ -284,7 +284,7 @@ class _Builder:
     def _topology(self) -> Topology:
         name = self.data["topology"]
         candidates = [self.base / name, SCENARIOS_DIR / name]
-        found = next((p for p in candidates if p.is_file()), None)
+        found = next((p for p in candidates if is_file(p)), None)
         if found is None:
             looked = " and ".join(dict.fromkeys(str(p.parent) for p in candidates))
             raise self.locate.error(["topology"], f"topology: no file {name!r} in {looked}")
@@ -325,7 +325,7 @@ class _Builder:
         self.label = f"step {index + 1} (include)"
         self.path = ["steps", index, "include"]
         candidates = [self.base / name, SCENARIOS_DIR / name]
-        found = next((p for p in candidates if p.is_file()), None)
+        found = next((p for p in candidates if is_file(p)), None)
         if found is None:
             looked = " and ".join(dict.fromkeys(str(p.parent) for p in candidates))
             raise self.fail([], f"no step file {name!r} in {looked}")
@@ -564,6 +564,15 @@ class _Builder:
 
     def _sleep_s(self, body: float, common: dict[str, Any]) -> Step:
         return Sleep(**common, seconds=body)
+
+
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False where the path cannot even be looked at (a name longer
+    than the file system allows, a component that is not a directory)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def shipped_scenarios(directory: Path = SCENARIOS_DIR) -> list[Path]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from emulator.paths import LAB_SCHEMA, LABS_DIR, SCENARIOS_DIR
 from emulator.scenario.conditions import ConditionError, parse_condition
-from emulator.scenario.loader import ScenarioError, parse_steps
+from emulator.scenario.loader import ScenarioError, is_file, parse_steps
 from emulator.scenario.model import Step
 from netsim.topology import Topology, TopologyError, load_topology
 from netsim.yamldoc import (
@@ -152,10 +152,10 @@ def shipped_labs(directory: Path = LABS_DIR) -> list[Path]:
 def find_lab(name: str, directory: Path = LABS_DIR) -> Path:
     """The file of the shipped lab `name`, or a path given as is; ExerciseError if none."""
     given = Path(name)
-    if given.suffix in (".yaml", ".yml") and given.is_file():
+    if given.suffix in (".yaml", ".yml") and is_file(given):
         return given
     path = directory / f"{name}.yaml"
-    if path.is_file():
+    if is_file(path):
         return path
     known = ", ".join(p.stem for p in shipped_labs(directory)) or "none"
     raise ExerciseError(name, None, None, f"no lab named {name!r} (labs: {known})")
@@ -173,6 +173,13 @@ def parse_exercise(text: str | bytes, *, source: str = "<lab>", base: Path = LAB
     if found is not None:
         path, error = found
         where = "/".join(str(p) for p in path) or "top level"
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+            extra = sorted(str(k) for k in error.instance if k not in known)
+            if extra:
+                mark = locate.key_node([*path, extra[0]]).start_mark
+                message = f"{where}: unknown key {extra[0]!r}"
+                raise ExerciseError(source, mark.line + 1, mark.column + 1, message)
         raise locate.error(path, f"{where}: {schema_message(error)}")
     return _Builder(data, locate, base).build()
 
@@ -214,7 +221,7 @@ class _Builder:
     def _topology(self) -> tuple[Path, Topology]:
         name = self.data["topology"]
         candidates = [self.base / name, SCENARIOS_DIR / name]
-        found = next((p for p in candidates if p.is_file()), None)
+        found = next((p for p in candidates if is_file(p)), None)
         if found is None:
             looked = " and ".join(dict.fromkeys(str(p.parent) for p in candidates))
             raise self.fail(["topology"], f"topology: no file {name!r} in {looked}")
@@ -229,8 +236,12 @@ class _Builder:
         if not raw:
             return ()
         try:
-            return parse_steps(raw, topology, source=label, base=SCENARIOS_DIR)
+            return parse_steps(raw, topology, source=label, base=self.base)
         except ScenarioError as exc:
+            if exc.source != label:
+                # in a step file the setup includes: its own file, line and column
+                raise ExerciseError(exc.source, exc.line, exc.column,
+                                    f"{label}: {exc.message}") from exc  # fmt: skip
             number = _STEP_NUMBER.search(exc.message)
             where = [*path, int(number.group(1)) - 1] if number else path
             raise self.fail(where, f"{label}: {exc.message}") from exc
@@ -374,4 +385,5 @@ def fault_steps(exercise: Exercise, chosen: Draw, *, solution: bool = False) -> 
     raw = fill_victim(
         list(fault.raw_solution if solution else fault.raw_steps), chosen.victim, chosen.other
     )
-    return parse_steps(raw, exercise.topology, source=f"faults/{fault.name}", base=SCENARIOS_DIR)
+    base = Path(exercise.source).parent
+    return parse_steps(raw, exercise.topology, source=f"faults/{fault.name}", base=base)

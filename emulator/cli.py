@@ -696,6 +696,7 @@ def _login_lines(lab: dict[str, Any]) -> list[str]:
             "kernel backend: the hosts' addresses exist only inside their namespaces "
             f"({', '.join(lab.get('namespaces', []))}); use `ip netns exec NAMESPACE ...`"
         )
+    lines.append(f"lab home page (hosts and their admin pages): {lab.get('control')}/")
     lines.append(f"network control API: {lab.get('control')} (tplab net ... --control URL)")
     return lines
 
@@ -857,7 +858,9 @@ def _up_foreground(config: LabConfig, topology: Topology) -> None:
     click.echo("lab stopped")
 
 
-def _up_detached(config: LabConfig) -> None:
+def _up_detached(config: LabConfig, *, show_logins: bool = True) -> None:
+    """Start the supervisor in the background and return once the lab runs (a training
+    lab prints its own accounts: `show_logins=False`)."""
     from emulator.supervisor import (
         LAB_FILE,
         SUPERVISOR_LOG,
@@ -943,9 +946,10 @@ def _up_detached(config: LabConfig) -> None:
     click.echo(
         f"lab {lab['topology_name']} is running in the background (supervisor pid {pid}, log {log})"
     )
-    for line in _login_lines(lab):
-        click.echo(line)
-    click.echo(f"stop it with `{_down_hint(config.state_dir)}`")
+    if show_logins:
+        for line in _login_lines(lab):
+            click.echo(line)
+        click.echo(f"stop it with `{_down_hint(config.state_dir)}`")
 
 
 def _reap(pid: int, timeout_s: float) -> int | None:

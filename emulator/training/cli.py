@@ -185,7 +185,7 @@ def _start(
         start_timeout_s=start_timeout_s,
         subnet=subnet,
     )
-    _up_detached(config)
+    _up_detached(config, show_logins=False)
     click.echo(f"setting up lab {exercise.name} (seed {seed})")
     try:
         set_up(state_dir, exercise, chosen, on_step=click.echo)

@@ -134,15 +134,16 @@ async def remove_rule(request: web.Request) -> web.Response:
     home = request.app[HOME]
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"{request.scheme}://{request.host}":
-        raise web.HTTPForbidden(text=f"a form of {origin} cannot change this lab's firewall")
+        message = f"a form of {origin} cannot change this lab's firewall"
+        return web.json_response({"error": message}, status=403)
     world = home.supervisor.world
     text = request.match_info["rule"]
     if world is None or not text.isdigit():
-        raise web.HTTPBadRequest(text=f"no firewall rule {text!r}")
+        return web.json_response({"error": f"no firewall rule {text!r}"}, status=404)
     try:
         world.firewall_remove(int(text))
     except (ImpairmentError, KeyError, ValueError) as exc:
-        raise web.HTTPNotFound(text=str(exc)) from exc
+        return web.json_response({"error": str(exc)}, status=404)
     raise web.HTTPSeeOther("/#network")
 
 

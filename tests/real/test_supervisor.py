@@ -577,3 +577,48 @@ async def test_control_api_kills_and_starts_hosts(lab_dir: LabDir) -> None:
     final = read_lab(lab_dir.state_dir)
     assert final is not None
     assert {h["state"] for h in final["hosts"]} == {"stopped"}
+
+
+async def test_lab_home_page_lists_hosts_and_lets_the_network_team_remove_a_rule(
+    in_process_lab: InProcessLab,
+) -> None:
+    """The lab home page (issue 9) on the control address: every host with a link to its
+    admin pages; the world's firewall rules, each removable by its form (a form of
+    another origin is refused, nothing changes); no grade while no training lab runs;
+    a broken exercise record is shown as an error, not a crash."""
+    lab = in_process_lab
+    control = lab.supervisor.control_url
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{control}/api/firewall",
+            json={"proto": "udp", "ports": "4369-4380", "action": "drop"},
+        ) as answer:
+            assert answer.status == 201, await answer.text()
+            rule = (await answer.json())["id"]
+        async with session.get(f"{control}/") as answer:
+            assert answer.status == 200
+            html = await answer.text()
+        for name in ("conductor-a", "conductor-b", "vcs"):
+            assert f'<a href="{lab.host(name)["url"]}">{name} admin pages</a>' in html
+        assert "mcu</th>" in html and ">none<" in html  # no process: no admin pages
+        assert f"Remove rule {rule}</button>" in html
+        removal = f"{control}/lab/firewall/{rule}/remove"
+        async with session.post(removal, headers={"Origin": "http://evil.example"}) as answer:
+            assert answer.status == 403
+            assert "cannot change this lab's firewall" in await answer.text()
+        world = lab.supervisor.world
+        assert world is not None
+        assert [r.id for r in world.table.firewall] == [rule]
+        async with session.post(removal, allow_redirects=False) as answer:
+            assert answer.status == 303
+            assert answer.headers["Location"] == "/#network"
+        assert world.table.firewall == []
+        async with session.post(removal) as answer:
+            assert answer.status == 404
+        async with session.get(f"{control}/lab/grade") as answer:
+            assert answer.status == 409
+            assert (await answer.json())["error"] == "no training lab runs here"
+        (lab.state_dir / "exercise.json").write_text(json.dumps({"file": "/nonexistent.yaml"}))
+        async with session.get(f"{control}/") as answer:
+            assert answer.status == 200
+            assert "cannot be read" in await answer.text()

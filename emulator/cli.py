@@ -701,6 +701,17 @@ def _login_lines(lab: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: `tplab up --start-timeout` and `tplab lab start --start-timeout`
+start_timeout_option = click.option(
+    "--start-timeout",
+    "start_timeout_s",
+    type=click.FloatRange(min=1.0),
+    default=60.0,
+    show_default=True,
+    help="seconds each host has to answer before the lab gives up",
+)
+
+
 def _refuse_running_lab(state_dir: Path) -> None:
     from emulator.supervisor import read_lab, supervisor_alive
 
@@ -758,14 +769,7 @@ def _down_hint(state_dir: Path) -> str:
     default=None,
     help=f"address of the network control API [default: ${CONTROL_ENV} or {DEFAULT_CONTROL}]",
 )
-@click.option(
-    "--start-timeout",
-    "start_timeout_s",
-    type=click.FloatRange(min=1.0),
-    default=60.0,
-    show_default=True,
-    help="seconds each host has to answer before the lab gives up",
-)
+@start_timeout_option
 @click.option("-d", "--detach", is_flag=True, help="run the lab in the background and return")
 def up(
     topology: Path,

@@ -33,6 +33,7 @@ from emulator.cli import (
     _up_detached,
     down,
     listen_address,
+    start_timeout_option,
 )
 from emulator.paths import DEFAULT_CONTROL
 from emulator.training.exercise import (
@@ -118,14 +119,7 @@ def _load(name: str) -> Exercise:
     default=None,
     help=f"address of the lab home page and control API [default: {DEFAULT_CONTROL}]",
 )
-@click.option(
-    "--start-timeout",
-    "start_timeout_s",
-    type=click.FloatRange(min=1.0),
-    default=60.0,
-    show_default=True,
-    help="seconds each host has to answer before the lab gives up",
-)
+@start_timeout_option
 @_state_dir_option
 def start(
     name: str,

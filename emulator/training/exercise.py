@@ -29,7 +29,7 @@ from typing import Any
 from emulator.paths import LAB_SCHEMA, LABS_DIR, SCENARIOS_DIR
 from emulator.scenario.conditions import ConditionError, parse_condition
 from emulator.scenario.loader import ScenarioError, is_file, parse_steps
-from emulator.scenario.model import Step
+from emulator.scenario.model import Scenario, Step
 from netsim.topology import Topology, TopologyError, load_topology
 from netsim.yamldoc import (
     LocatedError,
@@ -115,6 +115,18 @@ class Exercise:
     @property
     def troubleshooting(self) -> bool:
         return self.kind == "troubleshooting"
+
+    def scenario(self, steps: tuple[Step, ...] = (), topology: Topology | None = None) -> Scenario:
+        """The lab as a scenario of `steps` (what the runner takes), on `topology` (the
+        lab's, or a relocated copy)."""
+        return Scenario(
+            name=self.name,
+            description=self.title,
+            source=self.source,
+            topology_file=self.topology_file,
+            topology=topology or self.topology,
+            steps=steps,
+        )
 
     def password(self, role: str, account: str = "admin") -> str:
         return self.accounts.get(role, {}).get(account, FACTORY_PASSWORD)

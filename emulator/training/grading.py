@@ -22,7 +22,6 @@ from typing import Any
 
 from emulator.scenario.conditions import parse_condition
 from emulator.scenario.lab import Lab
-from emulator.scenario.model import Scenario
 from emulator.scenario.runner import ProbeError, Runner, Unreachable, compare
 from emulator.training.exercise import Check, Exercise
 
@@ -105,15 +104,7 @@ class Grader:
     def __init__(self, exercise: Exercise, lab: Lab) -> None:
         self.exercise = exercise
         self.lab = lab
-        scenario = Scenario(
-            name=exercise.name,
-            description=exercise.title,
-            source=exercise.source,
-            topology_file=exercise.topology_file,
-            topology=lab.topology,
-            steps=(),
-        )
-        self.runner = Runner(scenario, lab, poll_s=0.5)
+        self.runner = Runner(exercise.scenario(topology=lab.topology), lab, poll_s=0.5)
         self.runner.known_passwords = exercise.passwords()
         self.roles = {h.name: h.role for h in lab.topology.hosts}
         self._cache: dict[tuple[str, str], Any] = {}
@@ -237,11 +228,7 @@ class Grader:
                             f"{peer}: {CLUSTERING}: Peer {slot} IP address "
                             f"{self.describe(address)} is not a peer of this cluster"
                         )
-            if config.get("pending") or config.get("restart_required"):
-                mine.append(
-                    f"{peer}: saved clustering settings wait for a restart "
-                    "(Maintenance > Restart options > Restart)"
-                )
+            mine += _restart_pending(peer, config)
             if not mine:
                 mine += self._status_hints(peer, config, wanted)
             hints += mine
@@ -278,11 +265,7 @@ class Grader:
                 f"{peer}: {CLUSTERING}: Peer {slot} IP address still holds "
                 f"{self.describe(address)}: delete it"
             )
-        if config.get("pending") or config.get("restart_required"):
-            hints.append(
-                f"{peer}: saved clustering settings wait for a restart "
-                "(Maintenance > Restart options > Restart)"
-            )
+        hints += _restart_pending(peer, config)
         return hints
 
     async def _no_bridges(self, params: Mapping[str, Any]) -> list[str]:
@@ -431,6 +414,16 @@ class Grader:
         if compare(condition.op, observed, condition.value):
             return []
         return [f"{params['hint']} (now: {observed!r})"]
+
+
+def _restart_pending(peer: str, config: Mapping[str, Any]) -> list[str]:
+    """G-P7: saved clustering settings take effect on restart, not on Save."""
+    if not (config.get("pending") or config.get("restart_required")):
+        return []
+    return [
+        f"{peer}: saved clustering settings wait for a restart "
+        "(Maintenance > Restart options > Restart)"
+    ]
 
 
 def _clip(value: Any, limit: int = 40) -> str:

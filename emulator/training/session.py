@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from emulator.scenario.lab import AttachedLab, LabError
-from emulator.scenario.model import Scenario
 from emulator.scenario.runner import Runner
 from emulator.training.exercise import Draw, Exercise, fault_steps, load_exercise
 from emulator.training.grading import Grade, Grader
@@ -96,14 +95,7 @@ def set_up(
     fault); TrainingError naming the step that failed."""
     steps = (*exercise.setup, *fault_steps(exercise, chosen))
     numbered = tuple(dataclasses.replace(step, number=n) for n, step in enumerate(steps, 1))
-    scenario = Scenario(
-        name=exercise.name,
-        description=exercise.title,
-        source=exercise.source,
-        topology_file=exercise.topology_file,
-        topology=exercise.topology,
-        steps=numbered,
-    )
+    scenario = exercise.scenario(numbered)
 
     def listen(event: dict[str, Any]) -> None:
         if event.get("kind") == "step_passed":

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from emulator.scenario.lab import SimLab
-from emulator.scenario.model import Scenario, Step
+from emulator.scenario.model import Step
 from emulator.scenario.runner import Runner
 from emulator.training.exercise import (
     Draw,
@@ -62,15 +62,7 @@ def run_lab(exercise: Exercise, chosen: Draw, body: Body, *, seed: int = 1) -> N
     lab = SimLab(exercise.topology, seed=seed)
     try:
         lab.run(lab.open())
-        scenario = Scenario(
-            name=exercise.name,
-            description=exercise.title,
-            source=exercise.source,
-            topology_file=exercise.topology_file,
-            topology=exercise.topology,
-            steps=(),
-        )
-        runner = Runner(scenario, lab, poll_s=0.5)
+        runner = Runner(exercise.scenario(), lab, poll_s=0.5)
         driver = LabDriver(exercise, runner, Grader(exercise, lab))
 
         async def go() -> None:

@@ -65,12 +65,12 @@ async def login(request: web.Request) -> web.Response:
     title = html.escape(f"{node.core.model} - {node.runtime.host.name}")
     serial = html.escape(node.core.serial)
     page = (
-        f"<!doctype html><html><head><title>{title}</title></head><body>"
-        f"<h1>{title}</h1><p>Serial number {serial}, software "
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"</head><body><main><h1>{title}</h1><p>Serial number {serial}, software "
         f"{html.escape(node.core.software_version)}.</p>"
         "<p>tplab emulates this bridge's XML-RPC API (POST /RPC2; every "
         "call carries authenticationUser and authenticationPassword); it has no web "
-        "pages of its own.</p></body></html>"
+        "pages of its own.</p></main></body></html>"
     )
     return web.Response(text=page, content_type="text/html")
 

@@ -115,7 +115,7 @@ def test_create_cluster_lab_in_the_browser(
         set_clustering(page, accounts[new], values)
         expect_cluster_view(page, members, new)
         shot(page, shots, f"04-{new}-joined")
-    for host in PEERS:
+    for host in PEERS[:-1]:  # conductor-3's own view was seen just now
         account = accounts[host]
         login(page, account.url, account.user, account.password)
         open_menu(page, "System", "Clustering")

@@ -55,7 +55,7 @@ bench: install
 	$(PY) -m emulator.bench
 
 soak: install
-	HYPOTHESIS_PROFILE=soak TPLAB_REAL_SCENARIOS=all TPLAB_REPLICATION_EXAMPLES=10000 TPLAB_CLUSTER_EXAMPLES=10000 TPLAB_FAILOVER_EXAMPLES=500 TPLAB_PLACEMENT_EXAMPLES=500 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	HYPOTHESIS_PROFILE=soak TPLAB_REAL_SCENARIOS=all TPLAB_REAL_LABS=all TPLAB_REPLICATION_EXAMPLES=10000 TPLAB_CLUSTER_EXAMPLES=10000 TPLAB_FAILOVER_EXAMPLES=500 TPLAB_PLACEMENT_EXAMPLES=500 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results test-artifacts

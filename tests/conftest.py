@@ -24,6 +24,10 @@ LONG_FILES_FIRST = (
     "tests/real/test_conference_processes.py",
     "tests/real/test_cluster_processes.py",
     "tests/sim/test_shipped_scenarios.py",
+    "tests/browser/test_lab_create_cluster.py",
+    "tests/sim/test_training_labs.py",
+    "tests/browser/test_lab_troubleshoot.py",
+    "tests/real/test_lab_cli.py",
 )
 
 

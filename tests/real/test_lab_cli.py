@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -96,6 +97,11 @@ def test_bad_input_is_refused_with_the_reason(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
 
 
+@pytest.mark.skipif(
+    os.environ.get("TPLAB_REAL_LABS") != "all",
+    reason="make soak only (TPLAB_REAL_LABS=all): tests/browser/test_lab_troubleshoot.py "
+    "runs a troubleshooting lab on real processes in make test",
+)
 def test_troubleshooting_lab_starts_broken_and_a_fix_passes_the_check(lab_dir: Path) -> None:
     """G-R12 through the CLI: peer-list-mismatch; the hint names the victim's System >
     Clustering > Peer 3 IP address and conductor-initial's list."""

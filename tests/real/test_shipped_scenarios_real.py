@@ -28,11 +28,25 @@ LONGEST = (
     "backup-restore",
     "rolling-upgrade-skip-task-1",
     "peer-crash-failover",
+    "mtu-blackhole",
 )
-#: run in real mode by `make soak` only, to keep `make test` within its 10 minutes: the
-#: rolling upgrade done wrong repeats rolling-upgrade's steps (its sim run is in make test)
+#: run in real mode by `make soak` only, to keep `make test` within its 10 minutes (their
+#: sim runs are in make test): the longest, and those whose real-process behaviour other
+#: real tests show (upgrade: test_upgrade_process; peer join and removal, passwords and
+#: latency: the kept scenarios, test_cluster_processes and the training labs' real runs)
 SOAK_ONLY = (
-    () if os.environ.get("TPLAB_REAL_SCENARIOS") == "all" else ("rolling-upgrade-skip-task-1",)
+    ()
+    if os.environ.get("TPLAB_REAL_SCENARIOS") == "all"
+    else (
+        "rolling-upgrade-skip-task-1",
+        "rolling-upgrade",
+        "backup-restore",
+        "add-peer",
+        "remove-live-peer",
+        "peer-list-mismatch",
+        "latency-over-budget",
+        "essentials-refuses-clustering",
+    )
 )
 REAL = sorted(
     (

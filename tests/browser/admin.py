@@ -78,7 +78,12 @@ def open_menu(page: Page, group: str, item: str) -> None:
     title = menu.get_by_text(group, exact=True).first
     title.hover()  # the vendor's menus open on hover; ours are always open
     entries = menu.get_by_role("listitem").filter(has=page.get_by_text(group, exact=True))
-    entries.first.get_by_role("link", name=item, exact=True).click()
+    link = entries.first.get_by_role("link", name=item, exact=True)
+    href = link.get_attribute("href") or ""
+    link.click()
+    # the page we came from has a heading too: wait for the new one, styles included
+    page.wait_for_url(lambda url: url.split("?")[0].split("#")[0].endswith(href))
+    page.wait_for_load_state("load")
     expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
@@ -111,18 +116,27 @@ def save(page: Page) -> None:
         raise AssertionError(f"{page.url}: not saved: {page.get_by_role('main').inner_text()}")
 
 
+def started(page: Page, account: Account) -> str:
+    """When the host's current process started: Status > Overview, row Started."""
+    login(page, account.url, account.user, account.password)
+    row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="Started"))
+    return row.get_by_role("cell").first.inner_text()
+
+
 def restart(page: Page, account: Account, *, timeout_s: float = RESTART_TIMEOUT_S) -> None:
-    """Maintenance > Restart options > Restart, then wait for the host and log in again (G-P7)."""
-    if not page.get_by_role("heading", name="Restart options", level=1).count():
-        open_menu(page, "Maintenance", "Restart options")
+    """Maintenance > Restart options > Restart, then reload until the host answers again
+    from its new process (Status > Overview shows another Started time) (G-P7)."""
+    before = started(page, account)
+    open_menu(page, "Maintenance", "Restart options")
     click(page, "Restart")
     expect(page.get_by_role("status")).to_contain_text("restarting")
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            # a person reloads until the login page is back (the session did not survive)
-            login(page, account.url, account.user, account.password)
-            return
+            # a person reloads until the peer is back (logging in again if it asks)
+            if started(page, account) != before:
+                return
+            raise AssertionError(f"still the process started {before}")
         except (Error, AssertionError) as exc:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{account.url} not back within {timeout_s} s: {exc}") from exc

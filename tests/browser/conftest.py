@@ -296,6 +296,7 @@ class AxeCheck:
             "rules": {rule: {"enabled": True} for rule in AXE_EXTRA_RULES},
             "resultTypes": ["violations"],
         }
+        page.wait_for_load_state("load")  # the style sheets decide target sizes and contrast
         page.evaluate(axe_script())
         results: dict[str, Any] = page.evaluate("options => axe.run(document, options)", options)
         return results

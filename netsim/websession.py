@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.errors
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
@@ -187,6 +188,16 @@ def basic_login(accounts: AdminAccounts, request: web.Request, realm: str) -> st
         response.headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
         return response
     return credentials[0]
+
+
+def media_type(request: web.Request) -> str:
+    """The request's Content-Type without its parameters, lower-case; "" when it has
+    none or cannot be parsed (aiohttp's parser raises on some malformed parameters,
+    e.g. `a/b; x` with a stray character: a client's bad header is not a server error)."""
+    try:
+        return request.content_type
+    except (IndexError, ValueError, email.errors.MessageError):
+        return ""
 
 
 async def read_limited(request: web.Request, limit_bytes: int) -> bytes | None:

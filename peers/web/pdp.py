@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import BasicAuth, ClientPayloadError, hdrs, web
 
-from netsim.websession import read_limited
+from netsim.websession import media_type, read_limited
 from peers.core.conference_config import template_for_alias
 from peers.core.policy import answer_policy
 from peers.web.keys import NODE
@@ -90,7 +90,7 @@ async def policy_endpoint(request: web.Request, node: PeerNode) -> web.StreamRes
     if body is None:
         counters.bad_requests += 1
         return _text(413, f"policy request body exceeds {MAX_BODY_BYTES} bytes")
-    answer = answer_policy(request.content_type, body, node.policy.aliases())
+    answer = answer_policy(media_type(request), body, node.policy.aliases())
     text = answer.text
     decision = answer.decision
     if decision is not None and decision.alias is not None and decision.conference_name:

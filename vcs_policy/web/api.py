@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from netsim.websession import api_error
+from netsim.websession import api_error, media_type
 from vcs_policy.core.config import ConfigErrors
 from vcs_policy.node import LoadError
 from vcs_policy.web import actions
@@ -28,7 +28,7 @@ def errors_answer(exc: ConfigErrors, status: int = 400) -> web.Response:
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
+    if media_type(request) != "application/json":
         raise web.HTTPUnsupportedMediaType(
             reason="send a JSON object (Content-Type: application/json)"
         )

@@ -200,6 +200,18 @@ def media_type(request: web.Request) -> str:
         return ""
 
 
+@web.middleware
+async def refuse_malformed_content_type(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """400 for a request whose Content-Type header is there but cannot be parsed: every
+    form and JSON handler reads it, and aiohttp's parser raises on some malformed values
+    (which would otherwise surface as a 500)."""
+    if request.headers.get("Content-Type", "").strip() and not media_type(request):
+        return web.json_response({"error": "the Content-Type header cannot be parsed"}, status=400)
+    return await handler(request)
+
+
 async def read_limited(request: web.Request, limit_bytes: int) -> bytes | None:
     """The request body, or None when it is larger than `limit_bytes` (read no further
     than one byte past the limit, whatever Content-Length says or omits)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from netsim.websession import setup_admin_pages
+from netsim.websession import refuse_malformed_content_type, setup_admin_pages
 from peers.core.settings import SETTINGS
 from peers.web.keys import NODE, SERVED_CERT, USER
 from peers.web.pdp import pdp_middleware
@@ -52,7 +52,8 @@ def make_app(node: PeerNode) -> web.Application:
     # the policy service endpoints (pdp) sit ahead of sessions and the admin login:
     # the VCS authenticates each request with HTTP Basic
     app = web.Application(
-        middlewares=[error_middleware, pdp_middleware], client_max_size=2 * 1024 * 1024
+        middlewares=[refuse_malformed_content_type, error_middleware, pdp_middleware],
+        client_max_size=2 * 1024 * 1024,
     )
     app[NODE] = node
     certificates = node.store.certificates()

@@ -293,14 +293,15 @@ def test_policy_requests_other_than_search_and_bad_bodies_are_400(ready: PeerLab
 
 def test_wrong_content_type_415_too_large_413_wrong_method_405(ready: PeerLab) -> None:
     body = search("a@b").encode()
-    # the last one is malformed: aiohttp's parser raised on it and the peer answered 500
-    for content_type in (
-        "application/json", "text/plain", "multipart/form-data", None, "a/b; ];jf$5*"
-    ):  # fmt: skip
+    for content_type in ("application/json", "text/plain", "multipart/form-data", None):
         reply = post_policy(ready, body, content_type=content_type)
         assert reply.status == 415, content_type
         assert FORM in reply.text
     assert post_policy(ready, body, content_type=FORM + "; charset=utf-8").status == 200
+    # a header aiohttp's parser raised on (the peer answered 500): refused, whatever the path
+    malformed = post_policy(ready, body, content_type="a/b; ];jf$5*")
+    assert malformed.status == 400
+    assert "the Content-Type header cannot be parsed" in malformed.text
     huge = body + b"&ZONE_NAME=" + b"z" * MAX_BODY_BYTES
     reply = post_policy(ready, huge)
     assert reply.status == 413

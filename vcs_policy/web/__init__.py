@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from netsim.websession import setup_admin_pages
+from netsim.websession import refuse_malformed_content_type, setup_admin_pages
 from vcs_policy.web.keys import NODE
 from vcs_policy.web.security import auth_middleware, error_middleware
 
@@ -28,7 +28,9 @@ STATIC = Path(__file__).parent / "static"
 def make_app(node: VcsNode) -> web.Application:
     from vcs_policy.web import api, views
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app = web.Application(
+        middlewares=[refuse_malformed_content_type, error_middleware], client_max_size=1024 * 1024
+    )
     app[NODE] = node
     setup_admin_pages(
         app,

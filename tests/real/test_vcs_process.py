@@ -108,7 +108,9 @@ class VcsLab:
             assert time.monotonic() < deadline, (calls, expected)
             time.sleep(POLL_S)
 
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def api(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         """The VCS's JSON API as its administrator (its certificate is its own CA's)."""
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -118,7 +120,7 @@ class VcsLab:
             self.url + path.lstrip("/"),
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Basic {credentials}", "Content-Type": content_type},
         )
         try:
             with urllib.request.urlopen(request, timeout=10, context=context) as response:
@@ -308,3 +310,15 @@ def test_refusals_of_the_vcs_are_one_line_errors(vcs_lab: VcsLab) -> None:
     assert spaces.exit_code == 2
     assert len(spaces.stderr.splitlines()) == 1
     assert "may not contain spaces" in spaces.stderr
+
+
+def test_a_malformed_content_type_is_refused_and_saves_nothing(vcs_lab: VcsLab) -> None:
+    """A Content-Type header aiohttp's parser raised on (the VCS answered 500) is refused
+    with 400 and the reason; no policy service is created."""
+    status, before = vcs_lab.api("GET", "/api/v1/policy-services")
+    assert status == 200
+    body = {"name": "Malformed", "servers": ["127.0.0.1"]}
+    status, answer = vcs_lab.api("POST", "/api/v1/policy-services", body, "a/b; ];jf$5*")
+    assert status == 400
+    assert answer == {"error": "the Content-Type header cannot be parsed"}
+    assert vcs_lab.api("GET", "/api/v1/policy-services") == (200, before)

@@ -24,7 +24,7 @@ from aiohttp import web
 from bridges.core import CallRefused
 from bridges.wire import CONTENT_TYPE, MAX_BODY_BYTES, CallRequest, RemoteProtocolError
 from bridges.wire.signalling import MAX_CALL_BODY_BYTES
-from netsim.websession import api_error, basic_credentials
+from netsim.websession import api_error, basic_credentials, read_at_most
 
 if TYPE_CHECKING:
     from bridges.node import BridgeNode
@@ -37,24 +37,10 @@ REASONS = {486: "Busy Here"}
 log = logging.getLogger("bridges")
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """At most `limit` + 1 bytes of the body: enough to tell that it is too large
-    without reading all of it."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await request.content.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 # ------------------------------------------------------------------ XML-RPC
 async def rpc(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    body = await read_body(request, MAX_BODY_BYTES)
+    body = await read_at_most(request, MAX_BODY_BYTES)
     return web.Response(body=node.xmlrpc(body), content_type=CONTENT_TYPE)
 
 
@@ -105,7 +91,7 @@ async def put_drill(request: web.Request) -> web.Response:
         return _unauthorised()
     node = request.app[NODE]
     try:
-        data = json.loads(await read_body(request, 4096))
+        data = json.loads(await read_at_most(request, 4096))
     except ValueError:
         return api_error(400, "give a JSON object of " + ", ".join(DRILL_FIELDS))
     if not isinstance(data, dict) or not data:
@@ -132,7 +118,7 @@ def _call_error(status: int, message: str, reason: str) -> web.Response:
 async def post_call(request: web.Request) -> web.Response:
     node = request.app[NODE]
     try:
-        call = CallRequest.decode(await read_body(request, MAX_CALL_BODY_BYTES))
+        call = CallRequest.decode(await read_at_most(request, MAX_CALL_BODY_BYTES))
     except RemoteProtocolError as exc:
         return _call_error(400, str(exc), exc.reason)
     try:

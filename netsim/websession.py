@@ -212,11 +212,9 @@ async def refuse_malformed_content_type(
     return await handler(request)
 
 
-async def read_limited(request: web.Request, limit_bytes: int) -> bytes | None:
-    """The request body, or None when it is larger than `limit_bytes` (read no further
-    than one byte past the limit, whatever Content-Length says or omits)."""
-    if request.content_length is not None and request.content_length > limit_bytes:
-        return None
+async def read_at_most(request: web.Request, limit_bytes: int) -> bytes:
+    """At most `limit_bytes` + 1 bytes of the body: enough to tell that it is too large
+    without reading all of it (whatever Content-Length says or omits)."""
     chunks: list[bytes] = []
     size = 0
     while size <= limit_bytes:
@@ -225,4 +223,13 @@ async def read_limited(request: web.Request, limit_bytes: int) -> bytes | None:
             break
         chunks.append(chunk)
         size += len(chunk)
-    return None if size > limit_bytes else b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_limited(request: web.Request, limit_bytes: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit_bytes` (read no further
+    than one byte past the limit, whatever Content-Length says or omits)."""
+    if request.content_length is not None and request.content_length > limit_bytes:
+        return None
+    body = await read_at_most(request, limit_bytes)
+    return None if len(body) > limit_bytes else body

@@ -187,7 +187,8 @@ def _wall() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` atomically with `data` (readers see the old file or the new one)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
@@ -766,7 +767,7 @@ class Supervisor:
 
     # ----------------------------------------------------------- lab.json, lock
     def _write(self) -> None:
-        _write_json(self.state_dir / LAB_FILE, self.snapshot())
+        write_json(self.state_dir / LAB_FILE, self.snapshot())
 
     def _take_lock(self) -> None:
         lock = (self.state_dir / LOCK_FILE).open("a+")
@@ -860,13 +861,19 @@ async def run_until_signalled(
 
 
 # ------------------------------------------------------------ other shells
-def read_lab(state_dir: Path) -> dict[str, Any] | None:
-    """The last `lab.json` of `state_dir`, or None when there is none (or it is unreadable)."""
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None when there is none (missing, unreadable, not
+    JSON, or not an object)."""
     try:
-        data = json.loads((state_dir / LAB_FILE).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_lab(state_dir: Path) -> dict[str, Any] | None:
+    """The last `lab.json` of `state_dir`, or None when there is none (or it is unreadable)."""
+    return read_json(state_dir / LAB_FILE)
 
 
 def supervisor_alive(lab: dict[str, Any]) -> bool:
@@ -880,11 +887,7 @@ def live_children(lab: dict[str, Any]) -> list[dict[str, Any]]:
 
 def peer_status(state_dir: Path, host: str) -> dict[str, Any] | None:
     """What the node (a peer or the VCS) last published in `hosts/NAME/status.json`."""
-    try:
-        data = json.loads((state_dir / "hosts" / host / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(state_dir / "hosts" / host / STATUS_FILE)
 
 
 def with_peer_status(lab: dict[str, Any], state_dir: Path) -> dict[str, Any]:

@@ -270,9 +270,10 @@ def _print_grade(grade: Grade) -> None:
 def reset(state_dir: Path) -> None:
     """Stop the lab and start the same exercise again from scratch (same seed, same
     fault)."""
-    exercise, state = exercise_of(state_dir) if read_state(state_dir) else (None, None)
-    if exercise is None or state is None:
-        raise CliFailure(f"no training lab on {state_dir}; start one with `tplab lab start NAME`")
+    try:
+        exercise, state = exercise_of(state_dir)
+    except TrainingError as exc:
+        raise CliFailure(str(exc)) from exc
     click.get_current_context().invoke(down, state_dir=state_dir)
     control = str(state.get("control") or f"http://{DEFAULT_CONTROL}")
     try:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
-import os
+import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from emulator.scenario.lab import AttachedLab, LabError
 from emulator.scenario.runner import Runner
+from emulator.supervisor import read_json, write_json
 from emulator.training.exercise import Draw, Exercise, fault_steps, load_exercise
 from emulator.training.grading import Grade, Grader
 
@@ -36,19 +36,13 @@ class TrainingError(RuntimeError):
 
 
 def read_state(state_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((state_dir / EXERCISE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """The exercise recorded on `state_dir`, or None."""
+    return read_json(state_dir / EXERCISE_FILE)
 
 
 def write_state(state_dir: Path, data: dict[str, Any]) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / EXERCISE_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json(state_dir / EXERCISE_FILE, data)
 
 
 def new_state(
@@ -79,9 +73,17 @@ def exercise_of(state_dir: Path) -> tuple[Exercise, dict[str, Any]]:
             f"no training lab on {state_dir}; start one with `tplab lab start NAME`"
         )
     try:
-        return load_exercise(state["file"]), state
-    except (ExerciseError, KeyError) as exc:
+        path = Path(state["file"])
+        return _load(str(path), path.stat().st_mtime_ns), state
+    except (ExerciseError, KeyError, TypeError, OSError) as exc:
         raise TrainingError(f"the lab recorded on {state_dir} cannot be read: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int) -> Exercise:
+    """A lab file, loaded once per version of it: the home page and its grader (every
+    10 s) ask for it again and again, and loading one checks every fault's steps."""
+    return load_exercise(path)
 
 
 def set_up(
@@ -101,16 +103,9 @@ def set_up(
         if event.get("kind") == "step_passed":
             on_step(f"  set up: {event.get('title')}")
 
-    try:
-        lab = AttachedLab(state_dir)
-    except LabError as exc:
-        raise TrainingError(str(exc)) from exc
-    try:
-        lab.run(lab.open())
+    with _attached(state_dir) as lab:
         runner = Runner(scenario, lab, sample_s=10.0, poll_s=0.5, listeners=[listen])
         trace = lab.run(runner.run())
-    finally:
-        lab.close()
     if not trace.result.passed:
         raise TrainingError(f"setting up the lab failed: {trace.result.message}")
 
@@ -119,16 +114,9 @@ def grade_lab(state_dir: Path) -> Grade:
     """Grade the training lab running on `state_dir` as it is now; tasks that latch and
     passed are recorded in `exercise.json` (`latched`: task id -> when first seen)."""
     exercise, state = exercise_of(state_dir)
-    try:
-        lab = AttachedLab(state_dir)
-    except LabError as exc:
-        raise TrainingError(str(exc)) from exc
     latched = dict(state.get("latched") or {})
-    try:
-        lab.run(lab.open())
+    with _attached(state_dir) as lab:
         grade = lab.run(Grader(exercise, lab).grade(latched))
-    finally:
-        lab.close()
     if latched != (state.get("latched") or {}):
         # the CLI and the home page's grader may both record: one at a time, the
         # newest state file read under the lock
@@ -137,6 +125,21 @@ def grade_lab(state_dir: Path) -> Grade:
             merged = {**latched, **(current.get("latched") or {})}
             write_state(state_dir, {**current, "latched": merged})
     return grade
+
+
+@contextlib.contextmanager
+def _attached(state_dir: Path) -> Iterator[AttachedLab]:
+    """The lab running on `state_dir`, opened, and closed again on the way out (the lab
+    goes on running); TrainingError when none runs."""
+    try:
+        lab = AttachedLab(state_dir)
+    except LabError as exc:
+        raise TrainingError(str(exc)) from exc
+    try:
+        lab.run(lab.open())
+        yield lab
+    finally:
+        lab.close()
 
 
 @contextlib.contextmanager
